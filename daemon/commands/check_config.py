@@ -1,0 +1,20 @@
+"""`voicepi check-config`: validate and print the effective config, secrets redacted."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import config
+from .common import add_config_argument
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config.load_or_exit(args.config)
+    print(config.to_toml(cfg), end="")
+    key = config.api_key()
+    print(f"# api key: {'set' if key else 'not set'}")
+    return 0

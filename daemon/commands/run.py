@@ -1,0 +1,13 @@
+"""`voicepi run` (being built)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise SystemExit("voicepi run: not built yet")

@@ -1,0 +1,471 @@
+"""The event vocabulary: frozen dataclasses with a ``type`` literal.
+
+Session events are the union of the seed documents (the OpenAI Agents SDK's
+TypeScript and Python realtime events and a listener-style library's
+lifecycle callbacks); appliance events sit on top. Every consumer style reads
+these same objects: ``async for event in session``, ``session.on(name, fn)``
+(called with the fields in declaration order, ``type`` left out) and a
+listener object with ``on_*`` methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# --------------------------------------------------------------------------- history
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryItem:
+    """One conversation item as the session knows it; ids are the server's."""
+
+    item_id: str
+    kind: Literal["message", "function_call", "function_call_output", "mcp_call", "other"]
+    role: Literal["user", "assistant", "system", "tool"]
+    status: Literal["in_progress", "completed", "incomplete"] = "in_progress"
+    transcript: str = ""
+    truncated_ms: int | None = None  # set when an interruption cut the audio
+    name: str = ""  # tool name for calls
+    call_id: str = ""
+    arguments: str = ""
+    output: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class McpTool:
+    server_label: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorInfo:
+    """Structured error (seed 003's AgentError): type, message, optional code/param."""
+
+    type: str
+    message: str
+    code: str | None = None
+    param: str | None = None
+    event_id: str | None = None
+
+
+# --------------------------------------------------------------------------- base
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    type: str = ""
+
+    def args(self) -> tuple[Any, ...]:
+        """Positional arguments for ``session.on`` handlers: fields in order, no type."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "type")
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentStarting(Event):
+    """Run was asked for, before any I/O (show a loading state)."""
+
+    type: Literal["agent_starting"] = "agent_starting"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionConnected(Event):
+    """The websocket is open and the session configured (session.updated seen)."""
+
+    session_id: str = ""
+    model: str = ""
+    type: Literal["session_connected"] = "session_connected"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentStopped(Event):
+    """The session has ended; always the last event. ``reason`` says why."""
+
+    reason: str = "closed"
+    code: int | None = None
+    type: Literal["agent_stopped"] = "agent_stopped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentStart(Event):
+    """An agent starts work on a response."""
+
+    agent: str = ""
+    response_id: str = ""
+    type: Literal["agent_start"] = "agent_start"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentEnd(Event):
+    """An agent ended its work on a response; ``output`` is its transcript."""
+
+    agent: str = ""
+    output: str = ""
+    response_id: str = ""
+    status: str = "completed"
+    type: Literal["agent_end"] = "agent_end"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentHandoff(Event):
+    from_agent: str = ""
+    to_agent: str = ""
+    type: Literal["agent_handoff"] = "agent_handoff"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentToolStart(Event):
+    agent: str = ""
+    tool: str = ""
+    call_id: str = ""
+    arguments: str = ""
+    type: Literal["agent_tool_start"] = "agent_tool_start"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentToolEnd(Event):
+    agent: str = ""
+    tool: str = ""
+    call_id: str = ""
+    output: str = ""
+    is_error: bool = False
+    type: Literal["agent_tool_end"] = "agent_tool_end"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubagentStarted(Event):
+    agent_name: str = ""
+    type: Literal["subagent_started"] = "subagent_started"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubagentFinished(Event):
+    agent_name: str = ""
+    type: Literal["subagent_finished"] = "subagent_finished"
+
+
+# --------------------------------------------------------------------------- audio
+
+
+@dataclass(frozen=True, kw_only=True)
+class Audio(Event):
+    """Answer audio to play: PCM16 LE mono 24 kHz."""
+
+    data: bytes = b""
+    item_id: str = ""
+    content_index: int = 0
+    response_id: str = ""
+    type: Literal["audio"] = "audio"
+
+    def __repr__(self) -> str:  # keep logs readable: never dump the samples
+        return f"Audio(item_id={self.item_id!r}, bytes={len(self.data)})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioStart(Event):
+    """The first audio of an item arrived (assistant started responding)."""
+
+    item_id: str = ""
+    type: Literal["audio_start"] = "audio_start"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioStopped(Event):
+    """The server finished sending an item's audio (playback may still drain)."""
+
+    item_id: str = ""
+    type: Literal["audio_stopped"] = "audio_stopped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioInterrupted(Event):
+    """Playback was cut by the user: stop the speaker now."""
+
+    item_id: str = ""
+    played_ms: int = 0
+    type: Literal["audio_interrupted"] = "audio_interrupted"
+
+
+# --------------------------------------------------------------------------- user turn
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserStartedSpeaking(Event):
+    item_id: str = ""
+    audio_ms: int = 0
+    type: Literal["user_started_speaking"] = "user_started_speaking"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserStoppedSpeaking(Event):
+    item_id: str = ""
+    audio_ms: int = 0
+    type: Literal["user_stopped_speaking"] = "user_stopped_speaking"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserTranscript(Event):
+    transcript: str = ""
+    item_id: str = ""
+    type: Literal["user_transcript"] = "user_transcript"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssistantTranscript(Event):
+    transcript: str = ""
+    item_id: str = ""
+    type: Literal["assistant_transcript"] = "assistant_transcript"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssistantTranscriptDelta(Event):
+    delta: str = ""
+    item_id: str = ""
+    type: Literal["assistant_transcript_delta"] = "assistant_transcript_delta"
+
+
+# --------------------------------------------------------------------------- history, tools
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryAdded(Event):
+    item: HistoryItem
+    type: Literal["history_added"] = "history_added"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryUpdated(Event):
+    history: tuple[HistoryItem, ...] = ()
+    type: Literal["history_updated"] = "history_updated"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolApprovalRequested(Event):
+    """A tool call waits for approve()/reject(); ``approval_id`` names it."""
+
+    approval_id: str = ""
+    agent: str = ""
+    tool: str = ""
+    arguments: str = ""
+    server_label: str = ""  # set for MCP approval requests
+    type: Literal["tool_approval_requested"] = "tool_approval_requested"
+
+
+@dataclass(frozen=True, kw_only=True)
+class McpToolsChanged(Event):
+    tools: tuple[McpTool, ...] = ()
+    type: Literal["mcp_tools_changed"] = "mcp_tools_changed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class McpToolCallCompleted(Event):
+    agent: str = ""
+    item: HistoryItem | None = None
+    server_label: str = ""
+    error: str = ""
+    type: Literal["mcp_tool_call_completed"] = "mcp_tool_call_completed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardrailTripped(Event):
+    agent: str = ""
+    guardrail: str = ""
+    message: str = ""  # the transcript that tripped it
+    details: dict[str, Any] = field(default_factory=dict)
+    type: Literal["guardrail_tripped"] = "guardrail_tripped"
+
+
+# --------------------------------------------------------------------------- errors, raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class Error(Event):
+    error: ErrorInfo
+    type: Literal["error"] = "error"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportEvent(Event):
+    """Every raw server event as decoded (and normalised to GA names)."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    type: Literal["transport_event"] = "transport_event"
+
+    def __repr__(self) -> str:
+        return f"TransportEvent({self.data.get('type')!r})"
+
+
+# --------------------------------------------------------------------------- inactivity
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserInactivityCountdown(Event):
+    """Fires at remaining_seconds = 5, 4, 3, 2, 1 before an idle session closes."""
+
+    remaining_seconds: int = 0
+    type: Literal["user_inactivity_countdown"] = "user_inactivity_countdown"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountdownCancelled(Event):
+    """Activity stopped a running countdown."""
+
+    cause: str = ""
+    type: Literal["countdown_cancelled"] = "countdown_cancelled"
+
+
+# --------------------------------------------------------------------------- appliance
+
+ApplianceState = Literal[
+    "starting", "idle", "connecting", "listening", "thinking", "speaking", "muted", "error"
+]
+CloseReason = Literal["inactivity", "button", "max_duration", "server_closed", "error", "shutdown"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WakeWordDetected(Event):
+    model: str = ""
+    score: float = 0.0
+    type: Literal["wake_word_detected"] = "wake_word_detected"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChanged(Event):
+    state: ApplianceState = "starting"
+    previous: ApplianceState = "starting"
+    type: Literal["state_changed"] = "state_changed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ButtonPressed(Event):
+    gesture: Literal["press", "double", "long"] = "press"
+    action: str = ""
+    type: Literal["button"] = "button"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionClosed(Event):
+    reason: CloseReason = "inactivity"
+    type: Literal["session_closed"] = "session_closed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LedChanged(Event):
+    pattern: str = ""
+    color: str = ""
+    type: Literal["led_changed"] = "led_changed"
+
+
+SessionEvent = (
+    AgentStarting
+    | SessionConnected
+    | AgentStopped
+    | AgentStart
+    | AgentEnd
+    | AgentHandoff
+    | AgentToolStart
+    | AgentToolEnd
+    | SubagentStarted
+    | SubagentFinished
+    | Audio
+    | AudioStart
+    | AudioStopped
+    | AudioInterrupted
+    | UserStartedSpeaking
+    | UserStoppedSpeaking
+    | UserTranscript
+    | AssistantTranscript
+    | AssistantTranscriptDelta
+    | HistoryAdded
+    | HistoryUpdated
+    | ToolApprovalRequested
+    | McpToolsChanged
+    | McpToolCallCompleted
+    | GuardrailTripped
+    | Error
+    | TransportEvent
+    | UserInactivityCountdown
+    | CountdownCancelled
+)
+
+ApplianceEvent = WakeWordDetected | StateChanged | ButtonPressed | SessionClosed | LedChanged
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
+    for cls in (
+        AgentStarting,
+        SessionConnected,
+        AgentStopped,
+        AgentStart,
+        AgentEnd,
+        AgentHandoff,
+        AgentToolStart,
+        AgentToolEnd,
+        SubagentStarted,
+        SubagentFinished,
+        Audio,
+        AudioStart,
+        AudioStopped,
+        AudioInterrupted,
+        UserStartedSpeaking,
+        UserStoppedSpeaking,
+        UserTranscript,
+        AssistantTranscript,
+        AssistantTranscriptDelta,
+        HistoryAdded,
+        HistoryUpdated,
+        ToolApprovalRequested,
+        McpToolsChanged,
+        McpToolCallCompleted,
+        GuardrailTripped,
+        Error,
+        TransportEvent,
+        UserInactivityCountdown,
+        CountdownCancelled,
+        WakeWordDetected,
+        StateChanged,
+        ButtonPressed,
+        SessionClosed,
+        LedChanged,
+    )
+}
+
+# Other spellings the seeds use for the same events; ``session.on`` accepts them.
+ALIASES: dict[str, str] = {
+    "audio_end": "audio_stopped",  # seed 002
+    "tool_start": "agent_tool_start",  # seed 002
+    "tool_end": "agent_tool_end",  # seed 002
+    "handoff": "agent_handoff",  # seed 002
+    "raw_model_event": "transport_event",  # seed 002
+}
+
+
+def canonical(name: str) -> str:
+    """The vocabulary name for an event name or one of its aliases; KeyError if unknown."""
+    name = ALIASES.get(name, name)
+    if name not in EVENT_TYPES:
+        raise KeyError(name)
+    return name
+
+
+def to_log_fields(event: Event) -> dict[str, Any]:
+    """Flat, JSON-friendly fields for log records (``event`` plus the data)."""
+    out: dict[str, Any] = {"event": event.type}
+    for f in dataclasses.fields(event):
+        if f.name == "type":
+            continue
+        value = getattr(event, f.name)
+        if isinstance(value, bytes):
+            out["bytes"] = len(value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update({k: v for k, v in dataclasses.asdict(value).items() if v not in (None, "")})
+        elif isinstance(value, tuple):
+            out[f.name] = len(value)
+        else:
+            out[f.name] = value
+    return out

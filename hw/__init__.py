@@ -1,0 +1,1 @@
+"""Hardware adapters: PyAudio streams, gpiozero LEDs and button, board profiles."""
