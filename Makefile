@@ -8,7 +8,7 @@ APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config pulseaudio pulseaudio-
 	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv test lint typecheck pytest demo bench clean
+.PHONY: all deps venv docs test lint typecheck pytest demo bench clean
 
 all: test
 
@@ -49,6 +49,9 @@ demo: venv
 
 bench: venv
 	$(PY) -m tests.bench
+
+docs: venv
+	$(PY) -m tests.gen_docs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -50,8 +50,8 @@ def opt(
     *,
     doc: str,
     factory: Any = dataclasses.MISSING,
-    min: float | None = None,  # noqa: A002 - reads well at the call sites
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     secret: bool = False,
 ) -> Any:
     """A config field with its README doc and its range."""
@@ -274,7 +274,7 @@ def _convert(tp: Any, value: object, path: str, meta: Mapping[str, Any]) -> Any:
             raise ConfigError(path, f"expected a list, got {_describe(value)}")
         return tuple(_convert(item_tp, v, f"{path}[{i}]", meta) for i, v in enumerate(value))
     if origin is dict:
-        key_tp, val_tp = get_args(tp)
+        _key_tp, val_tp = get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected a table, got {_describe(value)}")
         return {str(k): _convert(val_tp, v, f"{path}.{k}", meta) for k, v in value.items()}
@@ -303,7 +303,7 @@ def _convert(tp: Any, value: object, path: str, meta: Mapping[str, Any]) -> Any:
 
 def _check_range(value: float, path: str, meta: Mapping[str, Any]) -> Any:
     lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo or hi is not None and value > hi:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ConfigError(path, f"expected a value from {lo:g} to {hi:g}, got {value!r}")
     if isinstance(value, float) and value != value:  # NaN passes both comparisons
         raise ConfigError(path, "expected a number, got nan")
@@ -475,7 +475,7 @@ def field_docs(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str
     """(key path, default, doc) rows for the README's config reference."""
     rows: list[tuple[str, str, str]] = []
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         path = f"{prefix}.{f.name}" if prefix else f.name
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):

@@ -1,0 +1,46 @@
+"""Regenerate the README's config reference from daemon.config (`make docs`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from daemon import config
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def config_section() -> str:
+    lines = [
+        "## Configuration",
+        "",
+        "`/etc/voicepi/config.toml` (or `--config FILE`), TOML. Every key is optional; a",
+        "missing file means all defaults. An unknown key or a bad value stops voicepi with one",
+        "line naming the key path, e.g.",
+        "`config error: realtime.voice: expected one of alloy, ash, ..., got 'bob'`, and exit",
+        "status 78 (systemd does not restart it). `voicepi check-config` prints the effective",
+        "config with secrets redacted. The API key is not a config key: it comes from the",
+        "systemd credential `openai-api-key` (`$CREDENTIALS_DIRECTORY/openai-api-key`), else",
+        "from `OPENAI_API_KEY`, and is never logged or printed.",
+        "",
+        "| key | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for path, default, doc in config.field_docs():
+        cell = doc.replace("|", "\\|")
+        lines.append(f"| `{path}` | `{default}` | {cell} |")
+    return "\n".join(lines)
+
+
+def render(text: str) -> str:
+    body = config_section()
+    return re.sub(
+        r"(<!-- section:config -->\n).*?(<!-- /section:config -->)",
+        lambda m: m.group(1) + body + "\n" + m.group(2),
+        text,
+        flags=re.S,
+    )
+
+
+if __name__ == "__main__":
+    README.write_text(render(README.read_text()))
