@@ -1,0 +1,220 @@
+"""Hardware-free audio DSP on numpy arrays: resampling, channel picking, levels, fades.
+
+Everything here is pure computation on int16 / float arrays, cheap enough for a
+PortAudio callback on a Raspberry Pi, and never touches a device or a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+INT16_FULL_SCALE = 32768.0
+SILENCE_DBFS = -120.0  # what rms_dbfs reports for digital silence (log of zero)
+
+# Filter design. 24 zero crossings per side and a Kaiser beta of 8.6 give about
+# 85 dB stopband; the 0.9 roll-off keeps the transition band below the lower Nyquist.
+_ZERO_CROSSINGS = 24
+_ROLLOFF = 0.9
+_KAISER_BETA = 8.6
+_CHUNK_OUT = 4096  # outputs computed per gather, bounding memory for huge one-shot calls
+
+
+class Resampler:
+    """Streaming rational-ratio resampler (polyphase Kaiser-windowed sinc).
+
+    ``process`` may be called with blocks of any size; the filter history and
+    the output phase are carried across calls, so a stream cut into blocks
+    gives exactly the samples the whole signal would give in one call (no
+    boundary clicks) and the output count never drifts: after N input samples
+    in total, exactly ``ceil(N * out_rate / in_rate)`` samples have come out.
+
+    The output lags the input by ``delay`` output samples (the filter's group
+    delay, well under a millisecond at speech rates). int16 in gives int16 out
+    (rounded, clipped); floating-point in gives float32 out.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        self.in_rate = int(in_rate)
+        self.out_rate = int(out_rate)
+        ratio = Fraction(self.out_rate, self.in_rate)
+        self.up = ratio.numerator  # L: phases
+        self.down = ratio.denominator  # M: input step per output, in 1/L units
+        self.passthrough = self.up == self.down == 1
+        self._phases, self.taps = _design(self.up, self.down)
+        self._hist = np.zeros(self.taps - 1, dtype=np.float64)
+        # Counters since the last rebase; only their difference matters, and
+        # rebasing by whole periods keeps the integers small on long uptimes.
+        self._n_in = 0
+        self._n_out = 0
+
+    @property
+    def delay(self) -> float:
+        """Group delay in output samples."""
+        if self.passthrough:
+            return 0.0
+        return (self.up * self.taps - 1) / (2.0 * self.down)
+
+    def output_count(self, n_in: int) -> int:
+        """Output samples that ``n_in`` more input samples would produce now."""
+        total = self._n_in + n_in
+        return (total * self.up + self.down - 1) // self.down - self._n_out
+
+    def reset(self) -> None:
+        """Forget the history (start of an unrelated stream)."""
+        self._hist[:] = 0.0
+        self._n_in = 0
+        self._n_out = 0
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        x = np.asarray(samples)
+        if x.ndim != 1:
+            raise ValueError(f"expected mono (1-D) samples, got shape {x.shape}")
+        as_int16 = not np.issubdtype(x.dtype, np.floating)
+        if self.passthrough:
+            return x.astype(np.int16 if as_int16 else np.float32, copy=True)
+        y = self._run(x.astype(np.float64))
+        if as_int16:
+            return float_to_int16(y)
+        out: np.ndarray = y.astype(np.float32)
+        return out
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        k = self.taps
+        n_new = len(x)
+        n_out = self.output_count(n_new)
+        buf = np.concatenate((self._hist, x))
+        out = np.empty(n_out, dtype=np.float64)
+        if n_out:
+            windows = sliding_window_view(buf, k)  # windows[w] ends at input self._n_in + w
+            for start in range(0, n_out, _CHUNK_OUT):
+                n = np.arange(
+                    self._n_out + start,
+                    self._n_out + min(n_out, start + _CHUNK_OUT),
+                    dtype=np.int64,
+                )
+                pos = n * self.down
+                newest = pos // self.up  # index of the newest input each output needs
+                phase = pos - newest * self.up
+                w = windows[newest - self._n_in]
+                out[start : start + len(n)] = np.einsum("ij,ij->i", w, self._phases[phase])
+        self._hist = buf[len(buf) - (k - 1) :].copy()
+        self._n_in += n_new
+        self._n_out += n_out
+        periods = self._n_out // self.up
+        if periods:
+            self._n_out -= periods * self.up
+            self._n_in -= periods * self.down
+        return out
+
+
+def _design(up: int, down: int) -> tuple[np.ndarray, int]:
+    """Polyphase table, shape (up, taps), each row reversed to dot with a window."""
+    if up == down == 1:
+        return np.ones((1, 1)), 1
+    fc = 0.5 * _ROLLOFF * min(1.0, up / down)  # cutoff, cycles per input sample
+    taps = math.ceil(_ZERO_CROSSINGS / fc)
+    length = taps * up
+    t = (np.arange(length) - (length - 1) / 2.0) / up  # in input samples
+    proto = 2.0 * fc * np.sinc(2.0 * fc * t) * np.kaiser(length, _KAISER_BETA)
+    phases = proto.reshape(taps, up).T.copy()  # phases[p, k] = proto[p + k * up]
+    # Unit DC gain per phase: no phase-dependent gain ripple on slow signals.
+    phases /= phases.sum(axis=1, keepdims=True)
+    return phases[:, ::-1].copy(), taps
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def pick_channel(interleaved: bytes | np.ndarray, channels: int, channel: int) -> np.ndarray:
+    """One channel of interleaved int16 frames, as a contiguous mono int16 array."""
+    if channels < 1:
+        raise ValueError(f"channels must be at least 1, got {channels}")
+    if not 0 <= channel < channels:
+        raise ValueError(f"channel {channel} out of range for {channels} channel(s)")
+    if isinstance(interleaved, bytes | bytearray | memoryview):
+        data = np.frombuffer(interleaved, dtype="<i2")
+    else:
+        data = np.asarray(interleaved)
+    usable = len(data) - len(data) % channels  # a torn last frame is dropped
+    if channels == 1:
+        return data[:usable].astype(np.int16, copy=True)
+    return np.ascontiguousarray(data[channel:usable:channels], dtype=np.int16)
+
+
+def pcm16_to_array(pcm: bytes) -> np.ndarray:
+    """PCM16 little-endian bytes to int16 samples (an odd trailing byte is dropped)."""
+    return np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.int16)
+
+
+def array_to_pcm16(samples: np.ndarray) -> bytes:
+    return np.asarray(samples, dtype="<i2").tobytes()
+
+
+def float_to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in int16 units to int16, rounded and clipped."""
+    out: np.ndarray = np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+    return out
+
+
+# --------------------------------------------------------------------------- levels
+
+
+def rms(samples: np.ndarray) -> float:
+    """Root mean square relative to int16 full scale (0.0 .. ~1.0); 0.0 when empty."""
+    x = np.asarray(samples)
+    if len(x) == 0:
+        return 0.0
+    f = x.astype(np.float64)
+    if not np.issubdtype(x.dtype, np.floating):
+        f /= INT16_FULL_SCALE
+    return float(np.sqrt(np.mean(f * f)))
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """RMS level in dB relative to full scale; SILENCE_DBFS for silence or no samples.
+
+    A full-scale square wave reads 0 dBFS, a full-scale sine about -3 dBFS.
+    """
+    level = rms(samples)
+    if level <= 0.0:
+        return SILENCE_DBFS
+    return max(SILENCE_DBFS, 20.0 * math.log10(level))
+
+
+def db_to_gain(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def volume_gain(percent: float) -> float:
+    """Volume percent (0-100) to a linear gain; a square law, so 50 % is about -12 dB."""
+    p = min(100.0, max(0.0, float(percent))) / 100.0
+    return p * p
+
+
+# --------------------------------------------------------------------------- fades
+
+
+def fade_ramp(length: int) -> np.ndarray:
+    """Half-cosine ramp from 1 down to 0 over ``length`` samples (both ends excluded
+    from the silence, so a 1-sample fade is not a hard cut to zero)."""
+    if length <= 0:
+        return np.zeros(0, dtype=np.float32)
+    n = np.arange(1, length + 1, dtype=np.float64)
+    return (0.5 * (1.0 + np.cos(np.pi * n / (length + 1)))).astype(np.float32)
+
+
+def fade_out(samples: np.ndarray, length: int | None = None) -> np.ndarray:
+    """The first ``length`` samples (all if None) faded to silence; dtype is kept."""
+    x = np.asarray(samples)
+    n = len(x) if length is None else max(0, min(length, len(x)))
+    faded = x[:n].astype(np.float64) * fade_ramp(n)
+    if np.issubdtype(x.dtype, np.floating):
+        same: np.ndarray = faded.astype(x.dtype)
+        return same
+    return float_to_int16(faded)

@@ -1,0 +1,255 @@
+"""WAV files standing in for a microphone and a speaker (``file:PATH`` device specs).
+
+FileCapture plays a WAV into the capture callback at real-time pace, then
+silence forever (a microphone never ends), or loops it. FilePlayer writes what
+a speaker would emit to a WAV at real-time pace, silence included, so the file's
+timeline is the speaker's timeline (a flush shows up where it happened).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import wave
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from daemon.dsp import Resampler
+
+from .capture import Capture, Clock, OnAudio, OnError
+from .engine import PlaybackEngine, PlaybackTracker
+from .playback import Player
+
+log = logging.getLogger(__name__)
+
+_MAX_LAG_S = 0.5  # further behind than this (suspended process): resync instead of bursting
+
+
+class WavError(ValueError):
+    pass
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """(int16 frames of shape (n, channels), rate) from an 8/16/24/32-bit PCM WAV."""
+    p = Path(path)
+    try:
+        with wave.open(str(p), "rb") as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            raw = w.readframes(w.getnframes())
+    except FileNotFoundError:
+        raise WavError(f"WAV file {p} not found") from None
+    except (wave.Error, EOFError) as exc:
+        raise WavError(f"{p}: not a PCM WAV file ({exc})") from None
+    if width == 1:
+        data = (np.frombuffer(raw, np.uint8).astype(np.int16) - 128) << 8
+    elif width == 2:
+        data = np.frombuffer(raw, "<i2").astype(np.int16)
+    elif width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
+        wide = (
+            b[:, 0].astype(np.int32)
+            | (b[:, 1].astype(np.int32) << 8)
+            | (b[:, 2].astype(np.int32) << 16)
+        )
+        wide = np.where(wide >= 1 << 23, wide - (1 << 24), wide)
+        data = (wide >> 8).astype(np.int16)
+    elif width == 4:
+        data = (np.frombuffer(raw, "<i4") >> 16).astype(np.int16)
+    else:
+        raise WavError(f"{p}: unsupported sample width {width} bytes")
+    usable = len(data) - len(data) % channels
+    return data[:usable].reshape(-1, channels), rate
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
+    """Write int16 samples, mono (n,) or (n, channels), as a PCM16 WAV."""
+    x = np.asarray(samples, dtype="<i2")
+    channels = 1 if x.ndim == 1 else x.shape[1]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(x.tobytes())
+
+
+def load_mono(path: str | Path, *, channel: int = 0, rate: int = 0) -> tuple[np.ndarray, int]:
+    """One channel of a WAV, resampled to ``rate`` (0 keeps the file's)."""
+    frames, file_rate = read_wav(path)
+    return _to_mono(frames, file_rate, path, channel=channel, rate=rate)
+
+
+def _to_mono(
+    frames: np.ndarray, file_rate: int, path: str | Path, *, channel: int, rate: int
+) -> tuple[np.ndarray, int]:
+    if channel >= frames.shape[1]:
+        raise WavError(f"{path}: has {frames.shape[1]} channel(s), channel {channel} requested")
+    mono = np.ascontiguousarray(frames[:, channel])
+    if rate and rate != file_rate:
+        return Resampler(file_rate, rate).process(mono), rate
+    return mono, file_rate
+
+
+class FileCapture(Capture):
+    """A WAV as a microphone, paced in real time by a thread; never ends."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        on_audio: OnAudio,
+        on_error: OnError | None = None,
+        channels: int = 1,
+        channel: int = 0,
+        rate: int = 0,
+        block_ms: int = 20,
+        loop: bool = False,
+        stall_timeout: float = 1.0,
+        silence_timeout: float = 0.0,
+        clock: Clock = time.monotonic,
+        watchdog: bool = True,
+    ) -> None:
+        # The file's own channel layout decides; ``channels`` only documents the device's.
+        del channels
+        frames, file_rate = read_wav(path)
+        pick = channel if frames.shape[1] > 1 else 0
+        mono, use_rate = _to_mono(frames, file_rate, path, channel=pick, rate=rate)
+        super().__init__(
+            name=f"file:{path}",
+            rate=use_rate,
+            channels=frames.shape[1],
+            channel=pick,
+            block_frames=max(1, use_rate * block_ms // 1000),
+            on_audio=on_audio,
+            on_error=on_error,
+            stall_timeout=stall_timeout,
+            silence_timeout=silence_timeout,
+            clock=clock,
+        )
+        self.path = Path(path)
+        self.loop = loop
+        self.file_frames = len(mono)
+        self._data = mono
+        self._failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture {path}", daemon=True)
+        self._thread.start()
+        self._start_watchdog(watchdog)
+
+    @property
+    def finished_file(self) -> bool:
+        """True once the whole file has been delivered (silence follows unless looping)."""
+        return not self.loop and self.frames_captured >= self.file_frames
+
+    def _next_block(self, pos: int) -> tuple[np.ndarray, int]:
+        n = self.block_frames
+        data = self._data
+        if pos >= len(data) and not self.loop:
+            return np.zeros(n, dtype=np.int16), pos
+        if not self.loop or len(data) == 0:
+            block = data[pos : pos + n]
+            if len(block) < n:
+                block = np.concatenate((block, np.zeros(n - len(block), dtype=np.int16)))
+            return block, pos + n
+        idx = (np.arange(pos, pos + n)) % len(data)
+        return data[idx], (pos + n) % len(data)
+
+    def _run(self) -> None:
+        period = self.block_frames / self.rate
+        due = self._clock()
+        pos = 0
+        try:
+            while not self._stop.wait(max(0.0, due - self._clock())):
+                block, pos = self._next_block(pos)
+                self._deliver(block)
+                due += period
+                now = self._clock()
+                if now - due > _MAX_LAG_S:
+                    due = now
+        except Exception as exc:  # reported through _health by the watchdog
+            log.exception("file capture thread failed")
+            self._failure = exc
+
+    def _health(self) -> BaseException | None:
+        return self._failure
+
+    def _close_source(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2.0)
+
+
+class FilePlayer(Player):
+    """Writes the speaker's output to a mono PCM16 WAV at real-time pace.
+
+    With ``keep_silence`` (the default) every block is written, idle ones as
+    silence, so file time equals wall time since open. Without it, blocks in
+    which nothing played are skipped (a compact file of just the answers).
+    The header is rewritten after every block, so the file is readable while open.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rate: int = 24000,
+        block_ms: int = 20,
+        jitter_ms: int = 80,
+        volume: int = 80,
+        tracker: PlaybackTracker | None = None,
+        source_rate: int = 24000,
+        fade_ms: float = 5.0,
+        keep_silence: bool = True,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        engine = PlaybackEngine(
+            device_rate=rate,
+            source_rate=source_rate,
+            jitter_ms=jitter_ms,
+            volume=volume,
+            fade_ms=fade_ms,
+            tracker=tracker,
+        )
+        super().__init__(
+            engine, name=f"file:{path}", rate=rate, block_frames=max(1, rate * block_ms // 1000)
+        )
+        self.path = Path(path)
+        self.keep_silence = keep_silence
+        self.frames_written = 0
+        self._clock = clock
+        try:
+            self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in _close_sink
+        except OSError as exc:
+            raise WavError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._wav = wave.open(self._file, "wb")  # noqa: SIM115 - closed in _close_sink
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(rate)
+        self._wav.writeframes(b"")  # header now, so the file is a valid (empty) WAV at once
+        self._file.flush()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"player {path}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        period = self.block_frames / self.rate
+        due = self._clock() + period
+        while not self._stop.wait(max(0.0, due - self._clock())):
+            active = self.engine.is_playing or self.engine.queued_frames > 0
+            block = self.engine.render(self.block_frames)
+            if self.keep_silence or active or np.any(block):
+                self._wav.writeframes(block.tobytes())
+                self._file.flush()
+                self.frames_written += len(block)
+            due += period
+            now = self._clock()
+            if now - due > _MAX_LAG_S:
+                due = now
+
+    def _close_sink(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self._wav.close()
+        self._file.close()

@@ -1,0 +1,214 @@
+"""Speaker playback: 24 kHz PCM16 items through a jitter buffer to an output device.
+
+The asyncio side calls ``write``/``end_of_item``/``flush``/``set_volume``; the
+audio thread pulls blocks. The tracker's callbacks run on the audio thread and
+must hop to their loop (``loop.call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .devices import AudioDeviceError, DeviceInfo, find_device, new_pyaudio, supports_rate
+from .engine import PlaybackEngine, PlaybackTracker
+from .watch import Watchdog
+
+log = logging.getLogger(__name__)
+
+
+class Player:
+    """What every output shares; subclasses own the thread that calls ``engine.render``."""
+
+    def __init__(self, engine: PlaybackEngine, *, name: str, rate: int, block_frames: int) -> None:
+        self.engine = engine
+        self.name = name
+        self.rate = rate  # device rate; input is always engine.source_rate (24 kHz)
+        self.block_frames = block_frames
+        self._closed = False
+
+    def write(self, item_id: str, pcm: bytes) -> None:
+        """Queue PCM16 LE mono audio at the source rate for ``item_id``."""
+        self.engine.write(item_id, pcm)
+
+    def end_of_item(self, item_id: str) -> None:
+        self.engine.end_of_item(item_id)
+
+    def flush(self) -> dict[str, int]:
+        """Silence within one block (short fade), drop the queue; {item_id: samples played}."""
+        return self.engine.flush()
+
+    def set_volume(self, percent: int) -> None:
+        self.engine.set_volume(percent)
+
+    @property
+    def volume(self) -> int:
+        return self.engine.volume
+
+    @property
+    def tracker(self) -> PlaybackTracker | None:
+        return self.engine.tracker
+
+    @tracker.setter
+    def tracker(self, value: PlaybackTracker | None) -> None:
+        self.engine.tracker = value
+
+    @property
+    def is_playing(self) -> bool:
+        return self.engine.is_playing
+
+    @property
+    def level_db(self) -> float:
+        return self.engine.level_db
+
+    @property
+    def output_latency(self) -> float:
+        """Seconds from a block leaving the callback to it sounding (device's estimate)."""
+        return 0.0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._close_sink()
+
+    def _close_sink(self) -> None:
+        pass
+
+    def __enter__(self) -> Player:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.rate} Hz block {self.block_frames}>"
+
+
+class PyAudioPlayer(Player):
+    """A PortAudio callback output stream. Opens at ``rate`` when the device takes it,
+    else at the device's default rate (the 24 kHz input is resampled either way)."""
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        rate: int = 24000,
+        block_ms: int = 20,
+        jitter_ms: int = 80,
+        volume: int = 80,
+        tracker: PlaybackTracker | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        channels: int = 0,
+        source_rate: int = 24000,
+        fade_ms: float = 5.0,
+    ) -> None:
+        import pyaudio
+
+        pa = new_pyaudio()
+        try:
+            device = find_device(pa, spec, "output")
+            use_rate = rate
+            if not supports_rate(pa, device, "output", rate, channels or 1):
+                log.info(
+                    "output device %s does not take %d Hz; using %d Hz",
+                    device.name,
+                    rate,
+                    device.default_rate,
+                )
+                use_rate = device.default_rate
+            if channels == 0:  # mono when the device takes it; I2S codecs often need stereo
+                mono = supports_rate(pa, device, "output", use_rate, 1)
+                channels = 1 if mono else min(2, device.output_channels)
+            block = max(1, use_rate * block_ms // 1000)
+            engine = PlaybackEngine(
+                device_rate=use_rate,
+                source_rate=source_rate,
+                jitter_ms=jitter_ms,
+                volume=volume,
+                fade_ms=fade_ms,
+                tracker=tracker,
+            )
+            super().__init__(engine, name=device.name, rate=use_rate, block_frames=block)
+            self.device: DeviceInfo = device
+            self.channels = channels
+            self.callback_errors = 0
+            self.output_underflows = 0
+            self._pa: Any = pa
+            self._paContinue = pyaudio.paContinue
+            self._underflow_flag = pyaudio.paOutputUnderflow
+            try:
+                self._stream: Any = pa.open(
+                    format=pyaudio.paInt16,
+                    channels=channels,
+                    rate=use_rate,
+                    output=True,
+                    output_device_index=device.index,
+                    frames_per_buffer=block,
+                    stream_callback=self._callback,
+                )
+            except (OSError, ValueError) as exc:
+                raise AudioDeviceError(
+                    f"cannot open playback device {spec!r} ({device.name}) at {use_rate} Hz, "
+                    f"{channels} channel(s): {exc}"
+                ) from exc
+        except BaseException:
+            pa.terminate()
+            raise
+        self._on_error = on_error
+        self._watchdog: Watchdog | None = None
+        if on_error is not None:
+            self._watchdog = Watchdog(
+                self._health, self._report, interval=0.5, name=f"player-watch {device.name}"
+            )
+
+    def _callback(
+        self, in_data: bytes | None, frame_count: int, time_info: Any, status: int
+    ) -> tuple[bytes, int]:
+        if status & self._underflow_flag:
+            self.output_underflows += 1
+        try:
+            block = self.engine.render(frame_count)
+            if self.channels > 1:
+                block = np.repeat(block, self.channels)
+            return block.tobytes(), self._paContinue
+        except Exception:  # never let the audio thread die: play silence instead
+            self.callback_errors += 1
+            if self.callback_errors == 1:
+                log.exception("playback callback failed")
+            return bytes(2 * self.channels * frame_count), self._paContinue
+
+    @property
+    def output_latency(self) -> float:
+        return float(self._stream.get_output_latency())
+
+    def _health(self) -> BaseException | None:
+        if not self._closed and not self._stream.is_active():
+            return AudioDeviceError(f"playback stream on {self.name!r} stopped")
+        return None
+
+    def _report(self, exc: BaseException) -> None:
+        if self._closed or self._on_error is None:
+            return
+        try:
+            self._on_error(exc)
+        except Exception:
+            log.exception("on_error callback failed")
+
+    def _close_sink(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        try:
+            self._stream.stop_stream()
+        except OSError as exc:
+            log.debug("playback stop: %s", exc)
+        finally:
+            self._stream.close()
+            self._pa.terminate()

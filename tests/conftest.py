@@ -1,0 +1,78 @@
+"""Shared pytest fixtures (several owners; keep additions small and separate)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+# --------------------------------------------------------------------------- pulse audio
+# Owner: audio layer (tests/pulse.py).
+@pytest.fixture(scope="session")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private PulseAudio server: pipe-source ``mic`` (16 kHz) and null sink ``speaker``.
+
+    Its environment (PULSE_SERVER, XDG_RUNTIME_DIR) is exported for the session,
+    so PyAudio instances created afterwards see the ALSA ``pulse`` device.
+    A missing pulseaudio fails the test with the reason; nothing is skipped.
+    """
+    from tests.pulse import PulseError, PulseServer
+
+    server = PulseServer(tmp_path_factory.mktemp("pulse"))
+    try:
+        server.start()
+    except PulseError as exc:
+        pytest.fail(f"PulseAudio test server unavailable: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pulse_mic(pulse: Any) -> Iterator[Any]:
+    """The session's server with the mic loaded and silent before and after the test."""
+    if pulse.mic_module is None:
+        pulse.load_mic()
+    pulse.silence()
+    yield pulse
+    if pulse.mic_module is None:
+        pulse.load_mic()
+    pulse.silence()
+
+
+# --------------------------------------------------------------------------- realtime oracle
+@pytest.fixture(autouse=True)
+def _validate_client_messages(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
+    """Every client event the engine produces must pass the protocol oracle.
+
+    Violations raise where they happen and also fail the test at teardown (a
+    raise inside a transport task could otherwise be swallowed). Opt out with
+    ``@pytest.mark.invalid_client_messages_ok``. Yields the list of violations.
+    """
+    from daemon.realtime import validate
+    from daemon.realtime.engine import RealtimeProtocol
+
+    violations: list[str] = []
+    if request.node.get_closest_marker("invalid_client_messages_ok") or not validate.available():
+        yield violations
+        return
+    original = RealtimeProtocol.data_to_send
+
+    def checked(self: RealtimeProtocol) -> list[dict[str, Any]]:
+        out = original(self)
+        for msg in out:
+            try:
+                validate.check_client(msg)
+            except validate.ProtocolViolation as exc:
+                violations.append(f"{msg.get('type')!r}: {exc} (param={exc.param})")
+                raise
+        return out
+
+    monkeypatch.setattr(RealtimeProtocol, "data_to_send", checked)
+    yield violations
+    assert not violations, f"invalid client messages: {violations}"

@@ -1,0 +1,286 @@
+"""file:PATH capture and playback: real threads, real time, real WAV files."""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.dsp import Resampler
+from hw.audio import (
+    CaptureStalled,
+    FileCapture,
+    FilePlayer,
+    WavError,
+    open_capture,
+    open_player,
+    read_wav,
+    write_wav,
+)
+from tests.pulse import active_span, best_lag, chirp_noise, tone
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, np.ndarray]] = []
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.error_seen = threading.Event()
+
+    def on_audio(self, samples: np.ndarray, first: int) -> None:
+        with self.lock:
+            self.blocks.append((first, samples.copy()))
+
+    def on_error(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+        self.error_seen.set()
+
+    def audio(self) -> np.ndarray:
+        with self.lock:
+            return np.concatenate([b for _, b in self.blocks])
+
+    def frames(self) -> int:
+        with self.lock:
+            return sum(len(b) for _, b in self.blocks)
+
+
+def wait_for(pred: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_file_input_is_paced_in_real_time_then_silent_forever(tmp_path: Path) -> None:
+    clip = chirp_noise(0.4, 16000)
+    path = tmp_path / "in.wav"
+    write_wav(path, clip, 16000)
+    c = Collector()
+    started = time.monotonic()
+    cap = open_capture(f"file:{path}", on_audio=c.on_audio, on_error=c.on_error)
+    try:
+        assert cap.rate == 16000 and cap.block_frames == 320
+        time.sleep(1.0)
+        elapsed = time.monotonic() - started
+        got = c.frames()
+        # Real-time pace: within 100 ms of the wall clock (and never far ahead).
+        assert abs(got - elapsed * 16000) < 1600, (got, elapsed)
+        audio = c.audio()
+        assert np.array_equal(audio[: len(clip)], clip)
+        assert not audio[len(clip) :].any()  # silence after the file...
+        wait_for(lambda: c.frames() > got + 3200)  # ...and it keeps coming
+        firsts = [f for f, _ in c.blocks]
+        assert firsts == list(range(0, 320 * len(firsts), 320))  # contiguous frame counter
+        assert isinstance(cap, FileCapture) and cap.finished_file
+        assert c.errors == []
+    finally:
+        cap.close()
+    n = c.frames()
+    time.sleep(0.1)
+    assert c.frames() == n  # closed means closed
+
+
+def test_file_input_loops(tmp_path: Path) -> None:
+    clip = chirp_noise(0.1, 16000)
+    path = tmp_path / "loop.wav"
+    write_wav(path, clip, 16000)
+    c = Collector()
+    cap = open_capture(f"file:{path}", on_audio=c.on_audio, loop=True)
+    try:
+        wait_for(lambda: c.frames() >= 4 * len(clip))
+    finally:
+        cap.close()
+    audio = c.audio()
+    for k in range(3):
+        assert np.array_equal(audio[k * len(clip) : (k + 1) * len(clip)], clip)
+
+
+def test_file_input_converts_rate_and_picks_the_channel(tmp_path: Path) -> None:
+    left = chirp_noise(0.5, 48000, seed=3)
+    right = chirp_noise(0.5, 48000, seed=4)
+    path = tmp_path / "stereo48k.wav"
+    write_wav(path, np.stack([left, right], axis=1), 48000)
+    c = Collector()
+    cap = open_capture(f"file:{path}", on_audio=c.on_audio, channels=2, channel=1, rate=16000)
+    try:
+        assert cap.rate == 16000 and cap.channels == 2 and cap.channel == 1
+        wait_for(lambda: c.frames() >= 9000)
+    finally:
+        cap.close()
+    expected = Resampler(48000, 16000).process(right)
+    audio = c.audio()[: len(expected)]
+    assert np.array_equal(audio, expected)
+    _, corr_other = best_lag(c.audio(), Resampler(48000, 16000).process(left)[:4000])
+    assert corr_other < 0.3
+
+
+def test_digital_silence_timeout_reports_once(tmp_path: Path) -> None:
+    path = tmp_path / "short.wav"
+    write_wav(path, chirp_noise(0.2, 16000), 16000)
+    c = Collector()
+    cap = open_capture(
+        f"file:{path}", on_audio=c.on_audio, on_error=c.on_error, silence_timeout=0.3
+    )
+    try:
+        assert c.error_seen.wait(3.0)
+        time.sleep(0.3)
+        assert len(c.errors) == 1 and isinstance(c.errors[0], CaptureStalled)
+        assert "digital silence" in str(c.errors[0])
+    finally:
+        cap.close()
+
+
+def test_stall_check_uses_the_injected_clock(tmp_path: Path) -> None:
+    path = tmp_path / "x.wav"
+    write_wav(path, np.zeros(1600, dtype=np.int16), 16000)
+    c = Collector()
+    cap = open_capture(f"file:{path}", on_audio=c.on_audio, on_error=c.on_error, stall_timeout=2.0)
+    try:
+        wait_for(lambda: cap.frames_captured > 0)
+        assert cap.check() is None
+        stalled = cap.check(now=cap.last_frame_time + 2.5)
+        assert isinstance(stalled, CaptureStalled) and "x.wav" in str(stalled)
+    finally:
+        cap.close()
+    assert cap.check(now=1e9) is None  # a closed capture is not failing
+
+
+def test_consumer_exceptions_do_not_stop_capture(tmp_path: Path) -> None:
+    path = tmp_path / "x.wav"
+    write_wav(path, np.zeros(1600, dtype=np.int16), 16000)
+    calls = []
+
+    def bad(samples: np.ndarray, first: int) -> None:
+        calls.append(first)
+        raise RuntimeError("consumer bug")
+
+    cap = open_capture(f"file:{path}", on_audio=bad)
+    try:
+        wait_for(lambda: len(calls) >= 5)
+        assert cap.consumer_errors >= 5
+    finally:
+        cap.close()
+
+
+def test_bad_file_inputs_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(WavError, match=r"missing\.wav"):
+        open_capture(f"file:{tmp_path / 'missing.wav'}", on_audio=lambda s, i: None)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not a wav at all")
+    with pytest.raises(WavError, match=r"junk\.wav"):
+        open_capture(f"file:{junk}", on_audio=lambda s, i: None)
+    mono = tmp_path / "mono.wav"
+    write_wav(mono, np.zeros((10, 2), dtype=np.int16), 8000)
+    with pytest.raises(WavError, match="channel 5"):
+        open_capture(f"file:{mono}", on_audio=lambda s, i: None, channels=6, channel=5)
+    with pytest.raises(ValueError, match="file:PATH"):
+        open_capture("file:", on_audio=lambda s, i: None)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_read_wav_sample_widths(tmp_path: Path, width: int) -> None:
+    x = np.array([0, 256, -256, 32512, -32768], dtype=np.int16)
+    wide = x.astype(np.int32) << 16
+    raw = {
+        1: ((x >> 8) + 128).astype(np.uint8).tobytes(),
+        2: x.astype("<i2").tobytes(),
+        3: b"".join(int(v).to_bytes(4, "little", signed=True)[1:] for v in wide),
+        4: wide.astype("<i4").tobytes(),
+    }[width]
+    path = tmp_path / f"w{width}.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(width)
+        w.setframerate(8000)
+        w.writeframes(raw)
+    frames, rate = read_wav(path)
+    assert rate == 8000 and frames.shape == (5, 1)
+    assert frames[:, 0].tolist() == x.tolist()
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self.finished: list[str] = []
+        self.drained = threading.Event()
+
+    def on_started(self, item_id: str) -> None:
+        pass
+
+    def on_progress(self, item_id: str, samples_played: int) -> None:
+        pass
+
+    def on_finished(self, item_id: str) -> None:
+        self.finished.append(item_id)
+
+    def on_drained(self) -> None:
+        self.drained.set()
+
+
+def test_file_output_writes_what_was_played_in_real_time(tmp_path: Path) -> None:
+    out = tmp_path / "out.wav"
+    t = Tracker()
+    started = time.monotonic()
+    player = open_player(f"file:{out}", volume=100, tracker=t)
+    try:
+        assert isinstance(player, FilePlayer) and player.output_latency == 0.0
+        time.sleep(0.2)
+        sound = tone(440, 0.3, 24000)
+        player.write("a", sound.tobytes())
+        player.end_of_item("a")
+        assert t.drained.wait(3.0)
+        assert t.finished == ["a"]
+        time.sleep(0.2)
+        written = player.frames_written  # type: ignore[attr-defined]
+        elapsed = time.monotonic() - started
+        assert abs(written - elapsed * 24000) < 0.1 * 24000  # silence kept: file time = wall time
+    finally:
+        player.close()
+    frames, rate = read_wav(out)
+    assert rate == 24000 and frames.shape[1] == 1
+    data = frames[:, 0]
+    span = active_span(data, 24000)
+    assert span is not None
+    lag, corr = best_lag(data, sound)
+    assert corr > 0.999 and span[0] <= lag + 24
+    assert 0.15 * 24000 < lag < 0.35 * 24000  # it sounded when it was written, not at once
+
+
+def test_file_output_flush_matches_the_played_count(tmp_path: Path) -> None:
+    out = tmp_path / "flush.wav"
+    player = open_player(f"file:{out}", volume=100, jitter_ms=60)
+    try:
+        player.write("long", tone(300, 3.0, 24000).tobytes())
+        time.sleep(0.5)
+        played = player.flush()
+        time.sleep(0.15)
+        assert not player.is_playing
+    finally:
+        player.close()
+    data = read_wav(out)[0][:, 0]
+    span = active_span(data, 24000)
+    assert span is not None
+    sounded = span[1] - span[0]
+    fade = int(0.005 * 24000)
+    assert 0.3 * 24000 < played["long"] < 0.7 * 24000
+    assert played["long"] <= sounded <= played["long"] + fade + 24  # 1 ms analysis window
+
+
+def test_file_output_without_silence(tmp_path: Path) -> None:
+    out = tmp_path / "compact.wav"
+    t = Tracker()
+    player = open_player(f"file:{out}", volume=100, keep_silence=False, tracker=t)
+    try:
+        time.sleep(0.3)
+        player.write("a", tone(440, 0.2, 24000).tobytes())
+        player.end_of_item("a")
+        assert t.drained.wait(3.0)
+        time.sleep(0.2)
+    finally:
+        player.close()
+    data = read_wav(out)[0][:, 0]
+    assert len(data) <= 0.2 * 24000 + 2 * 480  # only the blocks that carried sound
+    assert best_lag(data, tone(440, 0.2, 24000))[1] > 0.999

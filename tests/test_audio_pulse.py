@@ -1,0 +1,340 @@
+"""Capture and playback through PortAudio -> ALSA pulse plugin -> a private PulseAudio.
+
+The microphone is a pipe source fed by a separate process; the speaker is a
+null sink recorded through its monitor. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from daemon.dsp import Resampler
+from hw.audio import (
+    AudioDeviceError,
+    CaptureStalled,
+    DeviceNotFound,
+    PyAudioCapture,
+    PyAudioPlayer,
+    open_capture,
+    open_player,
+)
+from tests.pulse import MIC_RATE, PulseServer, active_span, best_lag, chirp_noise, tone
+
+pytestmark = pytest.mark.pulse
+
+REC_RATE = 24000
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, np.ndarray]] = []
+        self.errors: list[tuple[float, BaseException]] = []
+        self.lock = threading.Lock()
+        self.error_seen = threading.Event()
+
+    def on_audio(self, samples: np.ndarray, first: int) -> None:
+        with self.lock:
+            self.blocks.append((first, samples.copy()))
+
+    def on_error(self, exc: BaseException) -> None:
+        self.errors.append((time.monotonic(), exc))
+        self.error_seen.set()
+
+    def audio(self) -> np.ndarray:
+        with self.lock:
+            return np.concatenate([b for _, b in self.blocks])
+
+    def frames(self) -> int:
+        with self.lock:
+            return sum(len(b) for _, b in self.blocks)
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, tuple[object, ...]]] = []
+        self.progress: dict[str, int] = {}
+        self.drained = threading.Event()
+        self.started = threading.Event()
+
+    def _log(self, name: str, *args: object) -> None:
+        self.events.append((time.monotonic(), name, args))
+
+    def on_started(self, item_id: str) -> None:
+        self._log("started", item_id)
+        self.started.set()
+
+    def on_progress(self, item_id: str, samples_played: int) -> None:
+        assert samples_played >= self.progress.get(item_id, 0)  # counts never go back
+        self.progress[item_id] = samples_played
+
+    def on_finished(self, item_id: str) -> None:
+        self._log("finished", item_id)
+
+    def on_drained(self) -> None:
+        self._log("drained")
+        self.drained.set()
+
+    def names(self) -> list[tuple[str, tuple[object, ...]]]:
+        return [(n, a) for _, n, a in self.events]
+
+
+def wait_for(pred: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- capture
+
+
+@pytest.mark.parametrize("rate", [MIC_RATE, 0], ids=["16k", "device-default-rate"])
+def test_capture_by_name_gets_the_wav(pulse_mic: PulseServer, rate: int) -> None:
+    c = Collector()
+    cap = open_capture("pulse", on_audio=c.on_audio, on_error=c.on_error, rate=rate)
+    try:
+        assert isinstance(cap, PyAudioCapture)
+        if rate == 0:
+            assert cap.rate == cap.device.default_rate
+        assert cap.block_frames == cap.rate // 50
+        clip = chirp_noise(1.0, MIC_RATE, seed=7)
+        pulse_mic.play(clip)
+        wait_for(lambda: c.frames() > cap.rate * 2.0)
+    finally:
+        cap.close()
+    audio = c.audio()
+    if cap.rate != MIC_RATE:
+        audio = Resampler(cap.rate, MIC_RATE).process(audio)
+    _lag, corr = best_lag(audio, clip)
+    assert corr > 0.98, corr
+    firsts = [f for f, _ in c.blocks]
+    sizes = [len(b) for _, b in c.blocks]
+    assert firsts == list(np.cumsum([0, *sizes[:-1]]))  # monotonic, gapless frame counter
+    assert c.errors == []
+
+
+def test_mic_removal_is_reported(pulse_mic: PulseServer) -> None:
+    c = Collector()
+    pulse_mic.play(chirp_noise(20.0, MIC_RATE, amplitude=0.05))
+    cap = open_capture(
+        "pulse",
+        on_audio=c.on_audio,
+        on_error=c.on_error,
+        rate=MIC_RATE,
+        stall_timeout=1.0,
+        silence_timeout=1.0,
+    )
+    try:
+        wait_for(lambda: c.frames() > MIC_RATE // 2)
+        assert not c.error_seen.wait(1.5)  # a live, noisy mic is healthy
+        removed = time.monotonic()
+        with pulse_mic.mic_removed():
+            # PulseAudio either stalls the stream or moves it to a silent fallback.
+            assert c.error_seen.wait(5.0), "mic removal went unnoticed"
+        when, exc = c.errors[0]
+        assert isinstance(exc, AudioDeviceError)
+        assert when - removed < 4.0
+        if isinstance(exc, CaptureStalled):
+            assert "pulse" in str(exc)
+        time.sleep(0.5)
+        assert len(c.errors) == 1  # reported once
+    finally:
+        cap.close()
+
+
+def test_unknown_device_names_the_spec_and_lists_what_exists(pulse: PulseServer) -> None:
+    with pytest.raises(DeviceNotFound) as info:
+        open_capture("no-such-mic", on_audio=lambda s, i: None)
+    assert "no-such-mic" in str(info.value) and "'pulse'" in str(info.value)
+    with pytest.raises(DeviceNotFound, match="9999"):
+        open_player("9999")
+    with pytest.raises(AudioDeviceError, match="channel"):
+        open_capture("pulse", on_audio=lambda s, i: None, channels=64)
+
+
+# --------------------------------------------------------------------------- playback
+
+
+def test_playback_reaches_the_sink(pulse: PulseServer) -> None:
+    rec = pulse.record(rate=REC_RATE)
+    t = Tracker()
+    player = open_player("pulse", volume=100, tracker=t)
+    try:
+        assert isinstance(player, PyAudioPlayer) and player.rate == 24000
+        assert 0 < player.output_latency < 1.0
+        sound = chirp_noise(0.6, 24000, seed=11)
+        player.write("a", sound.tobytes())
+        player.end_of_item("a")
+        assert t.drained.wait(5.0)
+        time.sleep(0.3 + player.output_latency)
+    finally:
+        player.close()
+        recorded = rec.stop()
+    _lag, corr = best_lag(recorded, sound)
+    assert corr > 0.98, corr
+    span = active_span(recorded, REC_RATE)
+    assert span is not None and abs((span[1] - span[0]) - len(sound)) < 0.01 * REC_RATE
+    assert t.names() == [("started", ("a",)), ("finished", ("a",)), ("drained", ())]
+    assert t.progress == {"a": len(sound)}
+
+
+def test_playback_resampled_to_a_48k_device(pulse: PulseServer) -> None:
+    rec = pulse.record(rate=REC_RATE)
+    t = Tracker()
+    player = open_player("pulse", rate=48000, volume=100, tracker=t)
+    try:
+        assert player.rate == 48000
+        sound = tone(700, 0.4, 24000)
+        player.write("a", sound.tobytes())
+        player.end_of_item("a")
+        assert t.drained.wait(5.0)
+        time.sleep(0.3 + player.output_latency)
+    finally:
+        player.close()
+        recorded = rec.stop()
+    assert best_lag(recorded, sound)[1] > 0.98
+    assert t.progress == {"a": len(sound)}
+
+
+def test_jitter_buffer_holds_playback_until_enough_is_queued(pulse: PulseServer) -> None:
+    rec = pulse.record(rate=REC_RATE)
+    t = Tracker()
+    player = open_player("pulse", volume=100, tracker=t, jitter_ms=120)
+    try:
+        player.write("a", tone(500, 0.05, 24000).tobytes())  # 50 ms < 120 ms
+        time.sleep(0.4)
+        assert not t.started.is_set() and not player.is_playing
+        held = rec.samples()
+        player.write("a", tone(500, 0.1, 24000).tobytes())  # 150 ms queued: go
+        assert t.started.wait(2.0)
+        assert player.is_playing
+        player.end_of_item("a")
+        assert t.drained.wait(3.0)
+        time.sleep(0.2 + player.output_latency)
+    finally:
+        player.close()
+        recorded = rec.stop()
+    assert active_span(held, REC_RATE) is None  # nothing sounded while held
+    span = active_span(recorded, REC_RATE)
+    assert span is not None and span[0] > len(held) - 0.05 * REC_RATE
+    assert t.progress == {"a": int(0.15 * 24000)}
+
+
+def test_per_item_counts_and_order(pulse: PulseServer) -> None:
+    rec = pulse.record(rate=REC_RATE)
+    t = Tracker()
+    player = open_player("pulse", volume=100, tracker=t, jitter_ms=60)
+    try:
+        a, b = tone(400, 0.3, 24000), tone(900, 0.2, 24000)
+        for i in range(0, len(a), 1200):  # deltas as the server sends them
+            player.write("a", a[i : i + 1200].tobytes())
+        player.end_of_item("a")
+        player.write("b", b.tobytes())
+        player.end_of_item("b")
+        assert t.drained.wait(5.0)
+        time.sleep(0.2 + player.output_latency)
+    finally:
+        player.close()
+        recorded = rec.stop()
+    assert t.names() == [
+        ("started", ("a",)),
+        ("finished", ("a",)),
+        ("started", ("b",)),
+        ("finished", ("b",)),
+        ("drained", ()),
+    ]
+    assert t.progress == {"a": len(a), "b": len(b)}
+    lag_a, corr_a = best_lag(recorded, a)
+    lag_b, corr_b = best_lag(recorded, b)
+    assert corr_a > 0.98 and corr_b > 0.98
+    assert abs(lag_b - (lag_a + len(a))) < 0.005 * REC_RATE  # b follows a without a gap
+
+
+@pytest.mark.parametrize("block_ms", [20, 40])
+def test_flush_silences_within_a_block_and_counts_what_sounded(
+    pulse: PulseServer, block_ms: int
+) -> None:
+    rec = pulse.record(rate=REC_RATE)
+    t = Tracker()
+    player = open_player("pulse", volume=100, tracker=t, block_ms=block_ms, jitter_ms=80)
+    try:
+        player.write("long", tone(350, 4.0, 24000).tobytes())
+        assert t.started.wait(2.0)
+        time.sleep(0.7)
+        played = player.flush()["long"]
+        flushed_at = time.monotonic()
+        latency = player.output_latency
+        time.sleep(0.4 + latency)
+        assert not player.is_playing
+    finally:
+        player.close()
+        recorded = rec.stop()
+    started_at = t.events[0][0]
+    span = active_span(recorded, REC_RATE)
+    assert span is not None
+    sounded = span[1] - span[0]
+    block = 24000 * block_ms // 1000
+    fade = int(0.005 * 24000)
+    # What reached the sink is what the callback counted, to within one block
+    # (plus the fade and 2 ms for PulseAudio's resampler smear at the edges).
+    assert abs(sounded - played) <= block + fade + 48, (sounded, played)
+    # And it stopped within one block plus the device latency of the flush call.
+    wall = (flushed_at - started_at) * 24000
+    assert sounded <= wall + block + latency * 24000 + 0.05 * 24000, (sounded, wall)
+    assert t.progress["long"] <= played  # progress never ran ahead of the flush report
+    assert ("finished", ("long",)) not in t.names()
+
+
+def test_volume_change_is_audible(pulse: PulseServer) -> None:
+    rec = pulse.record(rate=REC_RATE)
+    t = Tracker()
+    player = open_player("pulse", volume=100, tracker=t, jitter_ms=40)
+    try:
+        player.write("a", tone(500, 0.3, 24000).tobytes())
+        player.end_of_item("a")
+        assert t.drained.wait(3.0)
+        t.drained.clear()
+        player.set_volume(50)
+        player.write("b", tone(500, 0.3, 24000).tobytes())
+        player.end_of_item("b")
+        assert t.drained.wait(3.0)
+        time.sleep(0.2 + player.output_latency)
+    finally:
+        player.close()
+        recorded = rec.stop().astype(np.float64)
+    peaks = []
+    for item in (tone(500, 0.3, 24000),):
+        lag, _ = best_lag(recorded, item)
+        peaks.append(np.sqrt(np.mean(recorded[lag + 1200 : lag + 6000] ** 2)))
+        recorded[lag : lag + len(item)] = 0
+        lag2, _ = best_lag(recorded, item)
+        peaks.append(np.sqrt(np.mean(recorded[lag2 + 1200 : lag2 + 6000] ** 2)))
+    loud, quiet = max(peaks), min(peaks)
+    assert 20 * np.log10(quiet / loud) == pytest.approx(-12.0, abs=1.0)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_devices_command_lists_pulse(pulse: PulseServer) -> None:
+    env = {**os.environ}
+    cmd = [sys.executable, "-m", "daemon.cli", "devices"]
+    text = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert "Capture devices:" in text.stdout and "Playback devices:" in text.stdout
+    assert any(line.startswith(" *") for line in text.stdout.splitlines())
+    listed = json.loads(
+        subprocess.run(
+            [*cmd, "--json"], env=env, capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    )
+    names = {d["name"] for d in listed}
+    assert "pulse" in names
+    assert any(d["default_input"] for d in listed) and any(d["default_output"] for d in listed)
