@@ -1,0 +1,25 @@
+"""The embeddable realtime session: sans-I/O engine, websocket session, events.
+
+>>> from daemon.realtime import RealtimeSession, SessionSettings
+"""
+
+from __future__ import annotations
+
+from daemon import events
+from daemon.listener import AgentListener
+
+from .dispatch import EventDispatcher
+from .engine import RealtimeProtocol
+from .session import PlaybackTracker, RealtimeSession, ToolRunner
+from .settings import SessionSettings
+
+__all__ = [
+    "AgentListener",
+    "EventDispatcher",
+    "PlaybackTracker",
+    "RealtimeProtocol",
+    "RealtimeSession",
+    "SessionSettings",
+    "ToolRunner",
+    "events",
+]
