@@ -30,6 +30,7 @@ def test_speech_during_the_answer_truncates_at_samples_played_and_drops_late_aud
     p.playback_progress("item_a1", 2400)  # 100 ms actually played
     evs = S.feed(p, [S.speech_started("item_user2", 5000)])
     assert S.types(evs) == ["user_started_speaking", "audio_interrupted"]
+    assert S.types(evs, raw=True)[-2:] == ["audio_interrupted", "history_updated"]
     assert ev.AudioInterrupted(item_id="item_a1", played_ms=100) in evs
     out = p.data_to_send()
     assert out == [
@@ -126,11 +127,11 @@ def test_played_ms_rounds_down_to_whole_milliseconds() -> None:
 def test_progress_is_cumulative_and_never_goes_back() -> None:
     p = S.configured()
     S.feed(p, _stream(100))
-    p.playback_progress("item_a1", 1920)
-    p.playback_progress("item_a1", 960)  # a stale report
+    p.playback_progress("item_a1", 1920)  # 80 ms played so far
+    p.playback_progress("item_a1", 960)  # a stale (smaller) report must not move it back
     p.playback_progress("item_other", 99999)  # unknown items are ignored
     S.feed(p, [S.speech_started()])
-    assert _truncates(p.data_to_send()) == [("item_a1", 40)]
+    assert _truncates(p.data_to_send()) == [("item_a1", 80)]
 
 
 def test_a_fully_played_answer_is_not_interrupted() -> None:
@@ -169,7 +170,13 @@ def test_local_interrupt_truncates_cancels_and_drops_queued_responses() -> None:
         },
         {"type": "response.cancel", "response_id": "resp_1"},
     ]
-    assert p.events_received() == [ev.AudioInterrupted(item_id="item_a1", played_ms=20)]
+    # audio_interrupted first (flush the speaker), then the history records the cut
+    evs = p.events_received()
+    assert S.types(evs, raw=True) == ["audio_interrupted", "history_updated"]
+    assert evs[0] == ev.AudioInterrupted(item_id="item_a1", played_ms=20)
+    assert isinstance(evs[1], ev.HistoryUpdated)
+    (item,) = evs[1].history
+    assert item.truncated_ms == 20 and item.status == "incomplete"
     # late audio of the cancelled response, also for a new item, never plays
     evs = S.feed(p, [S.audio_delta(S.pcm(20)), S.audio_delta(S.pcm(20), item_id="item_a2")])
     assert "audio" not in S.types(evs)

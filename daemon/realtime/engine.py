@@ -102,11 +102,18 @@ _SENT_CREATES_KEPT = 16
 # --------------------------------------------------------------------------- normalising
 
 
+def _norm_part(part: Any) -> None:
+    # Untrusted: "type" may be any JSON value (a list is unhashable).
+    if isinstance(part, dict):
+        t = part.get("type")
+        if isinstance(t, str) and t in _BETA_CONTENT:
+            part["type"] = _BETA_CONTENT[t]
+
+
 def _norm_content(content: Any) -> None:
     if isinstance(content, list):
         for part in content:
-            if isinstance(part, dict) and part.get("type") in _BETA_CONTENT:
-                part["type"] = _BETA_CONTENT[part["type"]]
+            _norm_part(part)
 
 
 def _norm_item(item: Any) -> None:
@@ -126,9 +133,7 @@ def normalise(event: dict[str, Any]) -> dict[str, Any]:
                 break
         out["type"] = t
     _norm_item(out.get("item"))
-    part = out.get("part")
-    if isinstance(part, dict) and part.get("type") in _BETA_CONTENT:
-        part["type"] = _BETA_CONTENT[part["type"]]
+    _norm_part(out.get("part"))
     response = out.get("response")
     if isinstance(response, dict) and isinstance(response.get("output"), list):
         for item in response["output"]:
@@ -231,6 +236,10 @@ class RealtimeProtocol:
         self._approvals_seen: set[str] = set()
         self._mcp_calls_seen: set[str] = set()
         self._mcp_tools: dict[str, tuple[McpTool, ...]] = {}
+        self._mcp_tools_shown: tuple[McpTool, ...] = ()
+        # MCP server labels of the active agent (set by daemon.agents before a
+        # handoff's update_session); None shows every server's tools.
+        self.mcp_server_labels: frozenset[str] | None = None
         self._approval_seq = 0
         self._expired = False
 
@@ -377,12 +386,16 @@ class RealtimeProtocol:
             self._cancel_on_create = True  # cancel it as soon as it has an id
 
     def _interrupt_playback(self) -> bool:
-        """Truncate every item still playing; True if anything was."""
+        """Truncate every item still playing; True if anything was.
+
+        audio_interrupted goes out before the history_updated that records the
+        cut: the speaker must be flushed first, the bookkeeping can follow.
+        """
         playing = list(self._playback.values())
         if not playing:
             return False
         self._playback.clear()
-        first: tuple[str, int] | None = None
+        cuts: list[tuple[str, int]] = []
         for p in playing:
             received = self._audio_received.get(p.item_id, 0)
             # Samples actually played, never elapsed time; capped at what the item has.
@@ -398,11 +411,10 @@ class RealtimeProtocol:
                     "audio_end_ms": played_ms,
                 }
             )
-            self._update(p.item_id, truncated_ms=played_ms, status="incomplete")
-            if first is None:
-                first = (p.item_id, played_ms)
-        assert first is not None
-        self._emit(ev.AudioInterrupted(item_id=first[0], played_ms=first[1]))
+            cuts.append((p.item_id, played_ms))
+        self._emit(ev.AudioInterrupted(item_id=cuts[0][0], played_ms=cuts[0][1]))
+        for item_id, played_ms in cuts:
+            self._update(item_id, truncated_ms=played_ms, status="incomplete")
         return True
 
     def create_response(self, **response: Any) -> None:
@@ -471,6 +483,7 @@ class RealtimeProtocol:
         previous, self.settings = self.settings, settings
         if self._connected:
             self._send(settings.session_update(previous=previous))
+        self._mcp_tools_changed()  # e.g. a handoff to an agent with other MCP servers
 
     def send_raw(self, event: dict[str, Any]) -> None:
         """Escape hatch: any client event, sent as is (in order)."""
@@ -714,7 +727,19 @@ class RealtimeProtocol:
         )
         if self._mcp_tools.get(label) != tools:
             self._mcp_tools[label] = tools
-            every = tuple(t for ts in self._mcp_tools.values() for t in ts)
+            self._mcp_tools_changed()
+
+    def _mcp_tools_changed(self) -> None:
+        """mcp_tools_changed with the tools of the active agent's servers (all if unset)."""
+        labels = self.mcp_server_labels
+        every = tuple(
+            t
+            for ts in self._mcp_tools.values()
+            for t in ts
+            if labels is None or t.server_label in labels
+        )
+        if every != self._mcp_tools_shown:
+            self._mcp_tools_shown = every
             self._emit(ev.McpToolsChanged(tools=every))
 
     def _on_function_call_arguments_done(self, e: dict[str, Any]) -> None:

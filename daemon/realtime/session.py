@@ -317,6 +317,11 @@ class RealtimeSession:
         self._engine.send_raw(event)
         self._pump()
 
+    def emit(self, event: Event) -> None:
+        """Put an event of a layer above (agents: handoffs, guardrails, tool errors) on the
+        stream."""
+        self._dispatcher.emit(event)
+
     # ================================================================ pumping
 
     def _pump(self) -> None:
@@ -380,6 +385,8 @@ class RealtimeSession:
         try:
             result = await self.tool_runner.run(event.tool, event.arguments, event.call_id)
             output = result if isinstance(result, str) else json.dumps(result, default=str)
+            # A runner may flag a failure it already explained (daemon.agents' ToolOutput).
+            is_error = bool(getattr(result, "is_error", False))
         except Exception as exc:  # every call is answered, even a failing one
             is_error = True
             message = f"{type(exc).__name__}: {exc}"
