@@ -242,10 +242,14 @@ class RealtimeSession:
         for task in tasks:
             if task is not current and not task.done():
                 task.cancel()
-        for task in tasks:
-            if task is not current:
-                with contextlib.suppress(BaseException):
-                    await task
+        others = [t for t in tasks if t is not current]
+        if others:
+            # asyncio.wait, unlike awaiting each task under suppress(BaseException), lets a
+            # cancellation of the caller through (swallowing it hung the appliance's shutdown).
+            await asyncio.wait(others)
+            for task in others:
+                if not task.cancelled():
+                    task.exception()  # retrieved: reported elsewhere, not "never retrieved"
         await self._dispatcher.drain(DRAIN_TIMEOUT)
 
     async def wait_closed(self) -> str:

@@ -1,0 +1,585 @@
+"""The appliance: wake word -> realtime session -> answer -> countdown -> idle.
+
+Threads meet the loop in one place: audio and player callbacks hop onto the
+asyncio loop with ``call_soon_threadsafe``; everything after that runs on the
+loop, so the state needs no locks. State is derived from facts
+(``state.derive``), LED output from state (a pure function), and every
+transition is reported through ``emit`` as an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import events as ev
+from ..config import Config
+from ..countdown import Expired, InactivityCountdown
+from .audio_path import AudioPath
+from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
+from .state import ApplianceStateMachine
+
+log = logging.getLogger("voicepi.appliance")
+
+SESSION_RATE = 24000
+WAKE_RATE = 16000
+# The wake word's score crosses the threshold a little after the word ends;
+# start the session's audio this much before the detection point.
+PREROLL_MARGIN_S = 0.1
+MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
+MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
+WATCHDOG_EVERY_S = 2.0
+
+
+@dataclass
+class Parts:
+    """Everything the appliance drives, wired by the CLI or a test."""
+
+    open_mic: MicFactory
+    speaker: Speaker
+    detector: WakeDetector
+    new_session: Callable[[], Session]
+    emit: Callable[[ev.Event], None]
+    notifier: Notifier
+    leds: Leds | None = None
+    led_pattern: Callable[[dict[str, Any]], Any] | None = None  # LedInput fields -> pattern
+    clock: Callable[[], float] = time.monotonic
+    wake_names: tuple[str, ...] = ("hey_jarvis",)
+
+
+@dataclass
+class _SessionRun:
+    session: Session
+    started: float
+    task: asyncio.Task[None] | None = None
+    close_reason: ev.CloseReason | None = None
+    connected: bool = False
+    items_playing: set[str] = field(default_factory=set)
+
+
+class Appliance:
+    def __init__(self, cfg: Config, parts: Parts, *, max_sessions: int | None = None) -> None:
+        self.cfg = cfg
+        self.parts = parts
+        self.max_sessions = max_sessions
+        self.sm = ApplianceStateMachine()
+        self.countdown = InactivityCountdown(cfg.session.inactivity_timeout, cfg.session.countdown)
+        self.path: AudioPath | None = None
+        self.mic: Mic | None = None
+        self.run_: _SessionRun | None = None
+        self.sessions_done = 0
+        self.exit_code = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._timer_kick = asyncio.Event()
+        self._last_frame = 0.0
+        self._last_watchdog = 0.0
+        self._frames_seen = False
+        self._ready_sent = False
+        self._remaining: int | None = None
+        self._led_key: tuple[Any, ...] | None = None
+        self._mic_failed_at: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake_offset = 0  # path.wake_total when the detector was last reset
+
+    # ================================================================ lifecycle
+
+    async def run(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        self._loop = asyncio.get_running_loop()
+        self._emit_state(self.sm.update())
+        self._refresh_leds()
+        self.parts.notifier.status("starting")
+        self._open_mic()
+        self._spawn(self._mic_monitor())
+        self._spawn(self._timer())
+        await self._stop.wait()
+        await self._shutdown()
+        return self.exit_code
+
+    def apply_config(self, cfg: Config) -> None:
+        """Take a reloaded config (restart-only keys already kept by the caller)."""
+        old, self.cfg = self.cfg, cfg
+        if cfg.audio.volume != old.audio.volume:
+            self.parts.speaker.set_volume(cfg.audio.volume)
+        self._led_key = None  # pattern or colour overrides may have changed
+        self._refresh_leds()
+        self._timer_kick.set()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    def request_stop(self, exit_code: int = 0) -> None:
+        self.exit_code = self.exit_code or exit_code
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        self.parts.notifier.stopping()
+        self.parts.notifier.status("stopping")
+        if self.run_ is not None:
+            await self._end_session("shutdown")
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=5.0)
+            for task in stuck:
+                log.error("task did not stop: %r", task)
+        if self.mic is not None:
+            self.mic.close()
+            self.mic = None
+        self.parts.speaker.close()
+        if self.parts.leds is not None:
+            self.parts.leds.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("internal task failed: %r", exc, exc_info=exc)
+            self._error("internal_error", repr(exc))
+
+    # ================================================================ microphone
+
+    def _open_mic(self) -> bool:
+        loop = self._loop
+        assert loop is not None
+
+        def on_audio(samples: np.ndarray) -> None:
+            loop.call_soon_threadsafe(self._on_audio, samples)
+
+        def on_error(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(self._on_mic_error, exc)
+
+        try:
+            self.mic = self.parts.open_mic(on_audio, on_error)
+        except Exception as exc:  # a missing device is an error state, not a crash
+            self._on_mic_error(exc)
+            return False
+        self.path = AudioPath(self.mic.rate, WAKE_RATE, SESSION_RATE, self.cfg.session.preroll)
+        self._last_frame = self.parts.clock()
+        self._frames_seen = False
+        return True
+
+    def _on_mic_error(self, exc: BaseException) -> None:
+        if self.mic is None and self._mic_failed_at is not None:
+            return  # already recovering
+        log.warning("microphone failed: %s", exc)
+        if self.mic is not None:
+            with contextlib.suppress(Exception):
+                self.mic.close()
+            self.mic = None
+        now = self.parts.clock()
+        if self._mic_failed_at is None:
+            self._mic_failed_at = now
+        self._error("microphone_unavailable", str(exc) or type(exc).__name__)
+        self._emit_state(self.sm.update(error="microphone unavailable"))
+        self._refresh_leds()
+        self.parts.notifier.status("microphone unavailable, retrying")
+        if self.run_ is not None:
+            self._spawn(self._end_session("error"))
+
+    async def _mic_monitor(self) -> None:
+        """Detect stalls, reopen a failed mic with backoff, give up after 30 s."""
+        backoff = 0.5
+        while not self._stop.is_set():
+            await asyncio.sleep(0.25)
+            now = self.parts.clock()
+            if self.mic is not None and now - self._last_frame > MIC_STALL_S:
+                self._on_mic_error(TimeoutError(f"no audio for {MIC_STALL_S:g} s"))
+            if self.mic is not None or self._mic_failed_at is None:
+                backoff = 0.5
+                continue
+            if now - self._mic_failed_at > MIC_GIVE_UP_S:
+                log.error("microphone not recovered in %g s; exiting", MIC_GIVE_UP_S)
+                self.parts.notifier.status("microphone unavailable, giving up")
+                self.request_stop(1)
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 4.0)
+            self._open_mic()
+
+    def _on_audio(self, samples: np.ndarray) -> None:
+        if self.path is None or self.mic is None:
+            return
+        now = self.parts.clock()
+        self._last_frame = now
+        if now - self._last_watchdog >= WATCHDOG_EVERY_S:
+            self._last_watchdog = now
+            self.parts.notifier.watchdog()  # fed only while frames really flow
+        if not self._frames_seen:
+            self._frames_seen = True
+            self._mic_recovered()
+        wake, sess = self.path.feed(samples)
+        facts = self.sm.facts
+        if facts.muted:
+            return
+        if self.run_ is not None:
+            self._stream_to_session(sess)
+        elif self.sm.state == "idle" and len(wake):
+            for det in self.parts.detector.process(wake):
+                self._wake(det.model, det.score, self._wake_offset + det.end_sample)
+                break
+
+    def _mic_recovered(self) -> None:
+        if self._mic_failed_at is not None:
+            log.info("microphone recovered")
+        self._mic_failed_at = None
+        self._reset_detector()
+        self._emit_state(self.sm.update(ready=True, error=""))
+        self._refresh_leds()
+        self._update_status()
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.parts.notifier.ready()
+
+    def _reset_detector(self) -> None:
+        # Detections count samples since the reset; remember where that was on our timeline.
+        self._wake_offset = self.path.wake_total if self.path is not None else 0
+        self.parts.detector.reset()
+
+    def _stream_to_session(self, pcm: np.ndarray) -> None:
+        run = self.run_
+        assert run is not None and self.path is not None
+        mode = self.cfg.audio.barge_in
+        if self.sm.facts.playing and mode != "voice":
+            # Half duplex ("button") or a gate louder than the playback: silence keeps the
+            # server's audio clock continuous while the device hears itself.
+            margin = self.cfg.audio.gate_margin_db
+            loud = self.path.level_db(pcm) > self.parts.speaker.level_db + margin
+            if mode == "button" or not loud:
+                pcm = np.zeros_like(pcm)
+        run.session.send_audio(pcm.tobytes())
+
+    # ================================================================ wake and sessions
+
+    def _wake(self, model: str, score: float, end_sample: int | None) -> None:
+        """Start a session; ``end_sample`` (16 kHz index) marks the wake word's end."""
+        if self.run_ is not None or self.sm.facts.muted or self.path is None:
+            return
+        self.parts.emit(ev.WakeWordDetected(model=model, score=round(float(score), 4)))
+        if end_sample is None:
+            start = self.path.preroll.end_index
+        else:
+            start = int((end_sample / WAKE_RATE - PREROLL_MARGIN_S) * SESSION_RATE)
+        # A fresh countdown per session also picks up a reloaded [session] table.
+        self.countdown = InactivityCountdown(
+            self.cfg.session.inactivity_timeout, self.cfg.session.countdown
+        )
+        session = self.parts.new_session()
+        self.run_ = _SessionRun(session=session, started=self.parts.clock())
+        # Buffered by the engine until the session is configured: nothing said is lost.
+        session.send_audio(self.path.preroll.since(start).tobytes())
+        self._emit_state(self.sm.update(session="connecting"))
+        self._refresh_leds()
+        self._update_status()
+        self.run_.task = self._spawn(self._session_main(self.run_))
+
+    async def _session_main(self, run: _SessionRun) -> None:
+        stop_reason = "closed"
+        try:
+            await asyncio.wait_for(run.session.connect(), self.cfg.realtime.connect_timeout)
+            async for event in run.session:
+                if isinstance(event, ev.AgentStopped):
+                    stop_reason = event.reason
+                self._on_session_event(run, event)
+        except Exception as exc:
+            log.warning("session failed: %s", exc)
+            self._error("session_failed", str(exc) or type(exc).__name__)
+            run.close_reason = run.close_reason or "error"
+            with contextlib.suppress(Exception):
+                await run.session.close()
+        finally:
+            if run.close_reason is None:
+                run.close_reason = "error" if stop_reason == "connection_lost" else "server_closed"
+            self._session_finished(run)
+
+    def _session_finished(self, run: _SessionRun) -> None:
+        if self.run_ is not run:
+            return
+        self.run_ = None
+        self.parts.speaker.flush()
+        self._remaining = None
+        reason = run.close_reason or "server_closed"
+        self.parts.emit(ev.SessionClosed(reason=reason))
+        self._reset_detector()
+        self._emit_state(
+            self.sm.update(
+                session="none",
+                user_speaking=False,
+                awaiting_response=False,
+                response_active=False,
+                playing=False,
+                approval_pending=False,
+            )
+        )
+        self._refresh_leds()
+        self._update_status()
+        self.sessions_done += 1
+        if self.max_sessions is not None and self.sessions_done >= self.max_sessions:
+            self.request_stop(0)
+
+    async def _end_session(self, reason: ev.CloseReason) -> None:
+        run = self.run_
+        if run is None:
+            return
+        run.close_reason = run.close_reason or reason
+        with contextlib.suppress(Exception):
+            await run.session.close()
+        if run.task is not None and run.task is not asyncio.current_task():
+            # asyncio.wait never raises the task's outcome, and never swallows our own
+            # cancellation (a suppressed CancelledError here once hung the shutdown).
+            await asyncio.wait({run.task}, timeout=5.0)
+        self._session_finished(run)
+
+    # ================================================================ session events
+
+    def _on_session_event(self, run: _SessionRun, event: ev.Event) -> None:
+        now = self.parts.clock()
+        cd = self.countdown
+        out: list[ev.Event] = []
+        match event:
+            case ev.SessionConnected():
+                run.connected = True
+                cd.start(now)
+                self._emit_state(self.sm.update(session="connected"))
+            case ev.UserStartedSpeaking():
+                out += cd.set_busy("user_speaking", True, now)
+                self._emit_state(self.sm.update(user_speaking=True))
+            case ev.UserStoppedSpeaking():
+                out += cd.set_busy("user_speaking", False, now)
+                self._emit_state(self.sm.update(user_speaking=False, awaiting_response=True))
+            case ev.AgentStart():
+                out += cd.set_busy("response", True, now)
+                self._emit_state(self.sm.update(response_active=True, awaiting_response=False))
+            case ev.AgentEnd():
+                out += cd.set_busy("response", False, now)
+                self._emit_state(self.sm.update(response_active=False, awaiting_response=False))
+            case ev.Audio(item_id=item_id, data=data):
+                self.parts.speaker.write(item_id, data)
+            case ev.AudioStopped(item_id=item_id):
+                self.parts.speaker.end_of_item(item_id)
+            case ev.AudioInterrupted():
+                self._flush_speaker(run)
+            case ev.AgentToolStart():
+                out += cd.set_busy("tool", True, now)
+            case ev.AgentToolEnd():
+                out += cd.set_busy("tool", False, now)
+            case ev.ToolApprovalRequested():
+                out += cd.set_busy("approval", True, now)
+                self._emit_state(self.sm.update(approval_pending=True))
+            case ev.UserTranscript() | ev.AssistantTranscript():
+                out += cd.activity(event.type, now)
+            case _:
+                pass
+        if not isinstance(event, ev.Audio | ev.TransportEvent):
+            self.parts.emit(event)
+        self._emit_countdown(out)
+        self._refresh_leds()
+        self._timer_kick.set()
+
+    def _flush_speaker(self, run: _SessionRun) -> None:
+        played = self.parts.speaker.flush()
+        for item_id, samples in played.items():
+            run.session.playback_progress(item_id, samples)
+        self._speaker_drained()
+
+    # ================================================================ speaker callbacks
+    # The player calls these from its audio thread; ``speaker_callbacks`` hops them here.
+
+    def speaker_started(self, item_id: str) -> None:
+        run = self.run_
+        if run is None:
+            return
+        run.items_playing.add(item_id)
+        self.parts.detector.pause()
+        self._emit_countdown(self.countdown.set_busy("playing", True, self.parts.clock()))
+        self._emit_state(self.sm.update(playing=True))
+        self._refresh_leds()
+        self._timer_kick.set()
+
+    def speaker_progress(self, item_id: str, samples: int) -> None:
+        if self.run_ is not None:
+            self.run_.session.playback_progress(item_id, samples)
+
+    def speaker_finished(self, item_id: str) -> None:
+        if self.run_ is not None:
+            self.run_.items_playing.discard(item_id)
+            self.run_.session.playback_finished(item_id)
+
+    def _speaker_drained(self) -> None:
+        self.parts.detector.resume(self.cfg.wakeword.speaking_tail)
+        if not self.sm.facts.playing:
+            return
+        self._emit_countdown(self.countdown.set_busy("playing", False, self.parts.clock()))
+        self._emit_state(self.sm.update(playing=False))
+        self._refresh_leds()
+        self._timer_kick.set()
+
+    def speaker_callbacks(self) -> _SpeakerBridge:
+        return _SpeakerBridge(self)
+
+    # ================================================================ timers
+
+    async def _timer(self) -> None:
+        """Countdown announcements, inactivity close, and the max_session limit."""
+        while not self._stop.is_set():
+            now = self.parts.clock()
+            wakeups: list[float] = []
+            run = self.run_
+            if run is not None and run.connected:
+                nxt = self.countdown.next_wakeup(now)
+                if nxt is not None:
+                    wakeups.append(nxt)
+                wakeups.append(run.started + self.cfg.session.max_session)
+            if self.sm.state not in ("idle", "starting", "error", "muted"):
+                wakeups.append(now + 5.0)  # keep STATUS "in session N s" fresh
+            delay = max(0.0, min(wakeups) - now) if wakeups else 3600.0
+            self._timer_kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_kick.wait(), delay)
+            await self._timer_fire()
+
+    async def _timer_fire(self) -> None:
+        run = self.run_
+        if run is None or not run.connected:
+            return
+        now = self.parts.clock()
+        if now >= run.started + self.cfg.session.max_session:
+            await self._end_session("max_duration")
+            return
+        for item in self.countdown.poll(now):
+            if isinstance(item, Expired):
+                await self._end_session("inactivity")
+                return
+            self._emit_countdown([item])
+        self._update_status()
+
+    def _emit_countdown(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.UserInactivityCountdown):
+                self._remaining = event.remaining_seconds
+            elif isinstance(event, ev.CountdownCancelled):
+                self._remaining = None
+            self.parts.emit(event)
+        if events:
+            self._refresh_leds()
+
+    # ================================================================ button
+
+    def button(self, gesture: str, action: str) -> None:
+        """A recognised button gesture and the action the button map chose for it."""
+        self.parts.emit(ev.ButtonPressed(gesture=gesture, action=action))  # type: ignore[arg-type]
+        now = self.parts.clock()
+        if self.run_ is not None:
+            self._emit_countdown(self.countdown.activity("button", now))
+        if action == "wake":
+            if self.path is not None:
+                self._wake("button", 1.0, None)
+        elif action == "interrupt":
+            if self.run_ is not None:
+                self.run_.session.interrupt()
+                self._flush_speaker(self.run_)
+        elif action == "end_session":
+            self._spawn(self._end_session("button"))
+        elif action == "mute_toggle":
+            self.set_muted(not self.sm.facts.muted)
+        self._timer_kick.set()
+
+    def set_muted(self, muted: bool) -> None:
+        if muted and self.run_ is not None:
+            self._spawn(self._end_session("button"))
+        self._emit_state(self.sm.update(muted=muted))
+        self._reset_detector()
+        self._refresh_leds()
+        self._update_status()
+
+    # ================================================================ outputs
+
+    def _emit_state(self, changes: list[ev.StateChanged]) -> None:
+        for change in changes:
+            self.parts.emit(change)
+        if changes:
+            self._update_status()
+
+    def _error(self, kind: str, message: str) -> None:
+        self.parts.emit(ev.Error(error=ev.ErrorInfo(type=kind, message=message)))
+
+    def _refresh_leds(self) -> None:
+        facts = self.sm.facts
+        inputs = {
+            "state": self.sm.state,
+            "countdown": self._remaining,
+            "muted": facts.muted,
+            "error": bool(facts.error),
+            "approval_pending": facts.approval_pending,
+        }
+        key = tuple(inputs.values())
+        if key == self._led_key or self.parts.led_pattern is None:
+            return
+        self._led_key = key
+        pattern = self.parts.led_pattern(inputs)
+        if self.parts.leds is not None:
+            try:
+                self.parts.leds.show(pattern)
+            except Exception as exc:  # a failing LED driver never takes the speaker down
+                log.warning("LED driver failed: %s", exc)
+        name = getattr(pattern, "name", str(pattern))
+        color = getattr(pattern, "color_hex", "")
+        self.parts.emit(ev.LedChanged(pattern=name, color=color))
+
+    def _update_status(self) -> None:
+        state = self.sm.state
+        if state == "idle":
+            names = " or ".join(n.replace("_", " ") for n in self.parts.wake_names)
+            text = f"listening for {names}"
+        elif state == "muted":
+            text = "muted"
+        elif state == "error":
+            text = f"{self.sm.facts.error}, retrying"
+        elif state == "starting":
+            text = "starting"
+        elif self.run_ is not None:
+            secs = int(self.parts.clock() - self.run_.started)
+            text = f"in session {secs} s ({state})"
+        else:
+            text = state
+        self.parts.notifier.status(text)
+
+
+class _SpeakerBridge:
+    """Player callbacks from the audio thread, hopped onto the appliance's loop."""
+
+    def __init__(self, app: Appliance) -> None:
+        self.app = app
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self.app._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def on_started(self, item_id: str) -> None:
+        self._call(self.app.speaker_started, item_id)
+
+    def on_progress(self, item_id: str, samples_played: int) -> None:
+        self._call(self.app.speaker_progress, item_id, samples_played)
+
+    def on_finished(self, item_id: str) -> None:
+        self._call(self.app.speaker_finished, item_id)
+
+    def on_drained(self) -> None:
+        self._call(self.app._speaker_drained)
