@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config pulseaudio pulseaudio-utils \
-	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container
+	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container shellcheck
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv docs test lint typecheck pytest demo bench clean

@@ -1,0 +1,317 @@
+"""Logging: ``--log-format text|json|journal`` and one record per event.
+
+- text: a readable line on stderr.
+- json: one JSON object per line on stderr; events carry ``event`` plus their data.
+- journal: structured journald records (PRIORITY, MESSAGE, EVENT, STATE, SESSION_ID,
+  ...) so `journalctl -u voicepi EVENT=wake_word_detected` works. The default when
+  stderr is the journal stream systemd set up (JOURNAL_STREAM).
+
+``audio`` events are never logged; chatty ones (raw transport events, transcript
+deltas) only at debug level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, Literal, TextIO
+
+from .events import Event, to_log_fields
+
+LogFormat = Literal["text", "json", "journal"]
+FORMATS: tuple[LogFormat, ...] = ("text", "json", "journal")
+IDENTIFIER = "voicepi"
+EVENT_LOGGER = "voicepi.events"
+
+# Never logged: answer audio is bulk data, not an event anyone reads.
+SILENT_EVENTS = frozenset({"audio"})
+DEBUG_EVENTS = frozenset({"transport_event", "assistant_transcript_delta", "led_changed"})
+WARNING_EVENTS = frozenset({"guardrail_tripped"})
+ERROR_EVENTS = frozenset({"error"})
+
+# syslog priorities as journald wants them in PRIORITY=.
+_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+# Field names journald (or libsystemd) gives a meaning of their own; event data using
+# them is renamed with a VOICEPI_ prefix rather than silently changing that meaning.
+_RESERVED = frozenset(
+    {
+        "MESSAGE",
+        "MESSAGE_ID",
+        "PRIORITY",
+        "CODE_FILE",
+        "CODE_LINE",
+        "CODE_FUNC",
+        "ERRNO",
+        "INVOCATION_ID",
+        "USER_INVOCATION_ID",
+        "SYSLOG_FACILITY",
+        "SYSLOG_IDENTIFIER",
+        "SYSLOG_PID",
+        "SYSLOG_TIMESTAMP",
+        "SYSLOG_RAW",
+        "DOCUMENTATION",
+        "TID",
+        "UNIT",
+        "USER_UNIT",
+        "OBJECT_PID",
+        "LOGGER",
+    }
+)
+# JSON keys every record has; event data with these names gets a data_ prefix.
+_JSON_BASE = ("ts", "level", "logger", "msg")
+
+_context: dict[str, Any] = {}
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def event_level(event_type: str, fields: Mapping[str, Any] | None = None) -> int:
+    """The logging level an event is recorded at."""
+    if event_type in ERROR_EVENTS:
+        return logging.ERROR
+    if event_type in WARNING_EVENTS:
+        return logging.WARNING
+    if event_type == "session_closed" and fields and fields.get("reason") == "error":
+        return logging.WARNING
+    if event_type in DEBUG_EVENTS:
+        return logging.DEBUG
+    return logging.INFO
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else _plain(value)
+    text = " ".join(text.splitlines())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain(value: Any) -> str:
+    """A field value as text: journald fields and the text format share this."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, sort_keys=True)
+    return str(value)
+
+
+def describe(fields: Mapping[str, Any]) -> str:
+    """A readable one-line message for an event's log fields (``event`` plus data)."""
+    name = str(fields.get("event", "?"))
+    f = fields
+    if name == "state_changed":
+        return f"state {f.get('previous', '?')} -> {f.get('state', '?')}"
+    if name == "wake_word_detected":
+        score = f.get("score")
+        shown = f"{score:.3f}" if isinstance(score, int | float) else "?"
+        return f"wake word {f.get('model', '?')} detected (score {shown})"
+    if name == "user_inactivity_countdown":
+        return f"inactivity countdown: {f.get('remaining_seconds', '?')}"
+    if name == "session_closed":
+        return f"session closed ({f.get('reason', '?')})"
+    if name == "error":
+        return f"error: {f.get('type', '?')}: {_short(f.get('message', ''))}"
+    rest = []
+    for key, value in f.items():
+        if key == "event" or value in ("", None):
+            continue
+        shown = _short(value)
+        rest.append(f"{key}={shown!r}" if " " in shown or not shown else f"{key}={shown}")
+    return " ".join([name, *rest])
+
+
+def journal_name(key: str) -> str:
+    """A journald field name for a data key: upper case, [A-Z0-9_], no leading _ or digit."""
+    name = re.sub(r"[^A-Z0-9_]", "_", key.upper()).lstrip("_")
+    if not name or name[0].isdigit():
+        name = "F_" + name
+    if name in _RESERVED:
+        name = "VOICEPI_" + name
+    return name[:64]
+
+
+def journal_fields(event: Event, **extra: Any) -> dict[str, str]:
+    """The journald fields of one event record (without MESSAGE/PRIORITY)."""
+    data = {**_context, **to_log_fields(event), **extra}
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        out[journal_name(key)] = _plain(value)
+    if event.type == "wake_word_detected" and "model" in data:
+        out["WAKE_WORD"] = _plain(data["model"])  # journalctl WAKE_WORD=hey_jarvis
+    return out
+
+
+def json_record(fields: Mapping[str, Any], level: int, logger: str, msg: str, ts: float) -> str:
+    """One JSON line: ts, level, logger, msg, then the event's data as keys."""
+    out: dict[str, Any] = {
+        "ts": datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="milliseconds"),
+        "level": logging.getLevelName(level).lower(),
+        "logger": logger,
+        "msg": msg,
+    }
+    for key, value in fields.items():
+        out[f"data_{key}" if key in _JSON_BASE else key] = value
+    return json.dumps(out, default=str, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+class _TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = dict(getattr(record, "voicepi_fields", {}))
+        msg = record.getMessage()
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        return json_record(fields, record.levelno, record.name, msg, record.created)
+
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+class JournalHandler(logging.Handler):
+    """Structured records straight to journald; readable lines on stderr where journald
+    is not running (libsystemd would drop them silently)."""
+
+    def __init__(self, socket_path: str = JOURNAL_SOCKET) -> None:
+        super().__init__()
+        self.available = os.path.exists(socket_path)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.available:
+            self._fallback(record)
+            return
+        try:
+            journal = importlib.import_module("systemd.journal")
+
+            msg = record.getMessage()
+            if record.exc_info:
+                msg += "\n" + logging.Formatter().formatException(record.exc_info)
+            fields: dict[str, str] = dict(getattr(record, "voicepi_journal", {}))
+            fields.update(
+                PRIORITY=str(_PRIORITY.get(record.levelno, 6)),
+                SYSLOG_IDENTIFIER=IDENTIFIER,
+                LOGGER=record.name,
+            )
+            journal.send(
+                msg,
+                CODE_FILE=record.pathname,
+                CODE_LINE=record.lineno,
+                CODE_FUNC=record.funcName,
+                **fields,
+            )
+        except Exception:
+            self._fallback(record)
+
+    @staticmethod
+    def _fallback(record: logging.LogRecord) -> None:
+        sys.stderr.write(f"{record.levelname} {record.name}: {record.getMessage()}\n")
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def journal_stream_is_stderr(environ: Mapping[str, str] | None = None) -> bool:
+    """True when stderr is the journal stream systemd connected (sd_journal_stream_fd)."""
+    env = os.environ if environ is None else environ
+    value = env.get("JOURNAL_STREAM", "")
+    if not value:
+        return False
+    try:
+        dev, ino = (int(part) for part in value.split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
+def default_format(environ: Mapping[str, str] | None = None) -> LogFormat:
+    return "journal" if journal_stream_is_stderr(environ) else "text"
+
+
+def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help="log as readable text, JSON lines or journald records "
+        "(default: journal under systemd, else text)",
+    )
+
+
+def configure(
+    fmt: str | None = None,
+    level: str = "info",
+    *,
+    stream: TextIO | None = None,
+) -> LogFormat:
+    """Set up the root logger for one format; returns the format chosen."""
+    chosen: LogFormat
+    if fmt is None:
+        chosen = default_format()
+    elif fmt in FORMATS:
+        chosen = fmt
+    else:
+        raise ValueError(f"--log-format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    handler: logging.Handler
+    if chosen == "journal":
+        handler = JournalHandler()
+    else:
+        handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+        handler.setFormatter(_JsonFormatter() if chosen == "json" else _TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return chosen
+
+
+def set_context(**fields: Any) -> None:
+    """Fields added to every event record from now on (e.g. session_id); None removes one."""
+    for key, value in fields.items():
+        if value is None:
+            _context.pop(key, None)
+        else:
+            _context[key] = value
+
+
+def log_event(event: Event, **extra: Any) -> None:
+    """Write one log record for an event, in whatever format is configured."""
+    if event.type in SILENT_EVENTS:
+        return
+    logger = logging.getLogger(EVENT_LOGGER)
+    fields = {**_context, **to_log_fields(event), **extra}
+    level = event_level(event.type, fields)
+    if not logger.isEnabledFor(level):
+        return
+    logger.log(
+        level,
+        "%s",
+        describe(fields),
+        extra={
+            "voicepi_fields": fields,
+            "voicepi_journal": journal_fields(event, **extra),
+        },
+    )
