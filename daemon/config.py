@@ -137,6 +137,13 @@ class AudioConfig:
     gate_margin_db: float = opt(
         10.0, min=0.0, max=60.0, doc='"gate": how much louder than playback the mic must be.'
     )
+    silence_timeout: float = opt(
+        0.0,
+        min=0.0,
+        max=600.0,
+        doc="Seconds of exact digital zeros that mean the mic is gone (0 = off); set it when "
+        "PulseAudio or PipeWire moves a removed mic's stream to a silent fallback.",
+    )
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,23 @@ class HardwareConfig:
     ] = opt("generic", doc="Board profile filling in audio channels, LEDs and button.")
 
 
+# LED pattern vocabulary (hw/leds/patterns.py renders it): the keys of
+# leds.patterns / leds.colors and the effects a key may take.
+LED_PATTERN_KEYS = (
+    "starting",
+    "idle",
+    "connecting",
+    "listening",
+    "thinking",
+    "speaking",
+    "countdown",
+    "approval",
+    "muted",
+    "error",
+)
+LED_EFFECTS = ("off", "solid", "blink", "pulse", "breathe", "spin")
+
+
 @dataclass(frozen=True)
 class LedsConfig:
     driver: Literal["", "none", "led", "pwmled", "rgbled", "apa102"] = opt(
@@ -226,6 +250,94 @@ class LoggingConfig:
     level: Literal["debug", "info", "warning", "error"] = opt("info", doc="Log level.")
 
 
+# --------------------------------------------------------------------------- agents (issue 6)
+
+ToolPolicy = Literal["always", "never", "ask"]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    name: str = opt("assistant", doc="`[[agents]]`: agent name (the first agent is the default).")
+    instructions: str = opt("", doc='Instructions; "" takes realtime.instructions.')
+    handoff_description: str = opt("", doc="What this agent is for (shown to agents handing off).")
+    tools: tuple[str, ...] = opt(
+        factory=lambda: ("*",), doc='Tool names this agent may call; "*" = every tool.'
+    )
+    handoffs: tuple[str, ...] = opt(
+        factory=tuple, doc="Agents this one can hand off to (transfer_to_<name> tools)."
+    )
+    mcp_servers: tuple[str, ...] = opt(
+        factory=lambda: ("*",), doc='MCP server labels this agent uses; "*" = all.'
+    )
+
+
+@dataclass(frozen=True)
+class ToolParamConfig:
+    type: Literal["string", "integer", "number", "boolean"] = opt("string", doc="JSON type.")
+    description: str = opt("", doc="What the value means (shown to the model).")
+    enum: tuple[str, ...] = opt(factory=tuple, doc="Allowed string values (empty = any).")
+    pattern: str = opt("", doc="Regex a string value must fully match.")
+    range: tuple[float, ...] = opt(factory=tuple, doc="[min, max] for numbers (empty = any).")
+    required: bool = opt(True, doc="The model must give this argument.")
+
+
+@dataclass(frozen=True)
+class CommandToolConfig:
+    name: str = opt("", doc="`[[tools]]`: command tool name (letters, digits, _ and -).")
+    description: str = opt("", doc="What the tool does (shown to the model).")
+    argv: tuple[str, ...] = opt(
+        factory=tuple, doc="Fixed command line; `{param}` is replaced by a validated argument."
+    )
+    parameters: dict[str, ToolParamConfig] = opt(
+        factory=dict,
+        doc="Arguments by name: {type, description, enum, pattern, range, required}.",
+    )
+    timeout: float = opt(10.0, min=0.1, max=600.0, doc="Seconds before the command is killed.")
+    needs_approval: bool = opt(False, doc="Ask for approval (button press) before running.")
+
+
+@dataclass(frozen=True)
+class McpServerConfig:
+    label: str = opt("", doc="`[[mcp_servers]]`: server label (unique).")
+    url: str = opt("", doc="MCP server URL (https://; http:// only to loopback).")
+    description: str = opt("", doc="What the server offers (shown to the model).")
+    allowed_tools: tuple[str, ...] = opt(factory=tuple, doc="Tools to expose (empty = all).")
+    require_approval: Literal["always", "never"] = opt(
+        "never", doc="Whether the server asks voicepi to approve each call."
+    )
+    headers: dict[str, str] = opt(
+        factory=dict,
+        secret=True,
+        doc="HTTP headers; `${credential:NAME}` is replaced by the credential NAME.",
+    )
+
+
+@dataclass(frozen=True)
+class ToolingConfig:
+    timeout: float = opt(10.0, min=0.1, max=600.0, doc="Seconds a Python tool may run.")
+    approval_timeout: float = opt(
+        10.0, min=1.0, max=300.0, doc="Seconds to wait for an approval before rejecting."
+    )
+    policy: dict[str, ToolPolicy] = opt(
+        factory=dict,
+        doc='Per-tool approval: {name = "always" | "never" | "ask"}; MCP tools as "label.tool".',
+    )
+    plugins: bool = opt(True, doc="Load plugin tools from the `voicepi.tools` entry points.")
+    max_output_chars: int = opt(
+        4000, min=100, max=100000, doc="Longer tool outputs are cut to this many characters."
+    )
+
+
+@dataclass(frozen=True)
+class GuardrailsConfig:
+    patterns: tuple[str, ...] = opt(
+        factory=tuple, doc="Regexes (case-insensitive) the spoken answer must not match."
+    )
+    check_every: int = opt(
+        100, min=1, max=10000, doc="Characters of transcript between checks (and at the end)."
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     realtime: RealtimeConfig = opt(factory=RealtimeConfig, doc="Realtime session.")
@@ -237,6 +349,15 @@ class Config:
     leds: LedsConfig = opt(factory=LedsConfig, doc="LEDs.")
     button: ButtonConfig = opt(factory=ButtonConfig, doc="Button.")
     logging: LoggingConfig = opt(factory=LoggingConfig, doc="Logging.")
+    agents: tuple[AgentConfig, ...] = opt(
+        factory=tuple, doc="Agents (`[[agents]]`); the first is the default."
+    )
+    tools: tuple[CommandToolConfig, ...] = opt(factory=tuple, doc="Command tools (`[[tools]]`).")
+    tooling: ToolingConfig = opt(factory=ToolingConfig, doc="Tool running and approvals.")
+    mcp_servers: tuple[McpServerConfig, ...] = opt(
+        factory=tuple, doc="Remote MCP servers (`[[mcp_servers]]`)."
+    )
+    guardrails: GuardrailsConfig = opt(factory=GuardrailsConfig, doc="Output guardrails.")
 
 
 # --------------------------------------------------------------------------- loading
@@ -341,6 +462,31 @@ def _check_object(obj: object, prefix: str) -> None:
         for name, value in obj.thresholds.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{prefix}.thresholds.{name}", f"expected 0 to 1, got {value!r}")
+    if isinstance(obj, LedsConfig):
+        _check_leds(obj, prefix)
+    if isinstance(obj, Config):
+        from daemon.agents.configcheck import check_agents  # agents, tools, MCP cross-checks
+
+        check_agents(obj)
+
+
+def _check_leds(obj: LedsConfig, prefix: str) -> None:
+    import re
+
+    keys = ", ".join(LED_PATTERN_KEYS)
+    for name, effect in obj.patterns.items():
+        if name not in LED_PATTERN_KEYS:
+            raise ConfigError(f"{prefix}.patterns.{name}", f"unknown state (expected {keys})")
+        if effect not in LED_EFFECTS:
+            raise ConfigError(
+                f"{prefix}.patterns.{name}",
+                f"expected one of {', '.join(LED_EFFECTS)}, got {effect!r}",
+            )
+    for name, color in obj.colors.items():
+        if name not in LED_PATTERN_KEYS:
+            raise ConfigError(f"{prefix}.colors.{name}", f"unknown state (expected {keys})")
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+            raise ConfigError(f"{prefix}.colors.{name}", f'expected "#rrggbb", got {color!r}')
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -407,10 +553,12 @@ def to_dict(obj: object, *, redact: bool = True) -> dict[str, Any]:
             out[f.name] = to_dict(value, redact=redact)
         elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
             out[f.name] = [to_dict(v, redact=redact) for v in value]
-        elif redact and f.metadata.get("secret") and value:
-            out[f.name] = "<redacted>"
+        elif isinstance(value, dict) and any(dataclasses.is_dataclass(v) for v in value.values()):
+            out[f.name] = {k: to_dict(v, redact=redact) for k, v in value.items()}
         elif redact and isinstance(value, dict) and f.metadata.get("secret"):
             out[f.name] = {k: "<redacted>" for k in value}
+        elif redact and f.metadata.get("secret") and value:
+            out[f.name] = "<redacted>"
         else:
             out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
@@ -480,6 +628,10 @@ def field_docs(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             rows.extend(field_docs(tp, path))
+            continue
+        item_tp = get_args(tp)[0] if get_origin(tp) is tuple else None
+        if dataclasses.is_dataclass(item_tp) and isinstance(item_tp, type):
+            rows.extend(field_docs(item_tp, f"{path}[]"))  # [[array]] of tables
             continue
         if f.default is not dataclasses.MISSING:
             default: Any = f.default

@@ -324,7 +324,9 @@ class CountdownCancelled(Event):
 ApplianceState = Literal[
     "starting", "idle", "connecting", "listening", "thinking", "speaking", "muted", "error"
 ]
-CloseReason = Literal["inactivity", "button", "max_duration", "server_closed", "error", "shutdown"]
+CloseReason = Literal[
+    "inactivity", "button", "end_session", "max_duration", "server_closed", "error", "shutdown"
+]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,7 +32,8 @@ EVENT_LOGGER = "voicepi.events"
 
 # Never logged: answer audio is bulk data, not an event anyone reads.
 SILENT_EVENTS = frozenset({"audio"})
-DEBUG_EVENTS = frozenset({"transport_event", "assistant_transcript_delta", "led_changed"})
+# LED changes are INFO: the JSON log contract promises them (with `pattern`).
+DEBUG_EVENTS = frozenset({"transport_event", "assistant_transcript_delta"})
 WARNING_EVENTS = frozenset({"guardrail_tripped"})
 ERROR_EVENTS = frozenset({"error"})
 

@@ -7,6 +7,7 @@ so these need no audio server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -63,10 +64,8 @@ class Daemon:
         async for line in self.proc.stderr:
             text = line.decode(errors="replace").rstrip("\n")
             self.raw.append(text)
-            try:
+            with contextlib.suppress(ValueError):  # a plain line (e.g. the config error)
                 self.records.append(json.loads(text))
-            except ValueError:
-                pass
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("event") == name]

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +38,16 @@ MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
 
 
+class AgentsPort(Protocol):
+    def approve(self) -> bool: ...
+
+    def reject(self) -> bool: ...
+
+    def playback_progress(self, item_id: str, samples_played: int) -> None: ...
+
+    def playback_finished(self, item_id: str) -> None: ...
+
+
 @dataclass
 class Parts:
     """Everything the appliance drives, wired by the CLI or a test."""
@@ -52,6 +62,8 @@ class Parts:
     led_pattern: Callable[[dict[str, Any]], Any] | None = None  # LedInput fields -> pattern
     clock: Callable[[], float] = time.monotonic
     wake_names: tuple[str, ...] = ("hey_jarvis",)
+    # daemon.agents.AgentRuntime: approvals, and playback reports for end_session.
+    agents: AgentsPort | None = None
 
 
 @dataclass
@@ -379,7 +391,7 @@ class Appliance:
                 out += cd.set_busy("tool", True, now)
             case ev.AgentToolEnd():
                 out += cd.set_busy("tool", False, now)
-            case ev.ToolApprovalRequested():
+            case ev.ToolApprovalRequested() if self.parts.agents is None:
                 out += cd.set_busy("approval", True, now)
                 self._emit_state(self.sm.update(approval_pending=True))
             case ev.UserTranscript() | ev.AssistantTranscript():
@@ -413,12 +425,20 @@ class Appliance:
         self._timer_kick.set()
 
     def speaker_progress(self, item_id: str, samples: int) -> None:
-        if self.run_ is not None:
+        if self.run_ is None:
+            return
+        if self.parts.agents is not None:
+            self.parts.agents.playback_progress(item_id, samples)  # forwards to the session
+        else:
             self.run_.session.playback_progress(item_id, samples)
 
     def speaker_finished(self, item_id: str) -> None:
-        if self.run_ is not None:
-            self.run_.items_playing.discard(item_id)
+        if self.run_ is None:
+            return
+        self.run_.items_playing.discard(item_id)
+        if self.parts.agents is not None:
+            self.parts.agents.playback_finished(item_id)
+        else:
             self.run_.session.playback_finished(item_id)
 
     def _speaker_drained(self) -> None:
@@ -498,7 +518,35 @@ class Appliance:
             self._spawn(self._end_session("button"))
         elif action == "mute_toggle":
             self.set_muted(not self.sm.facts.muted)
+        elif action in ("approve", "reject") and self.parts.agents is not None:
+            if action == "approve":
+                self.parts.agents.approve()
+            else:
+                self.parts.agents.reject()
         self._timer_kick.set()
+
+    # ================================================================ agent callbacks
+
+    def set_volume(self, percent: int) -> None:
+        self.parts.speaker.set_volume(max(0, min(100, int(percent))))
+
+    def stop_playback(self) -> None:
+        """A guardrail tripped: the engine truncates; the speaker goes quiet now."""
+        if self.run_ is not None:
+            self._flush_speaker(self.run_)
+
+    def set_approval_pending(self, pending: bool) -> None:
+        if self.run_ is None and pending:
+            return
+        self._emit_countdown(self.countdown.set_busy("approval", pending, self.parts.clock()))
+        self._emit_state(self.sm.update(approval_pending=pending))
+        self._refresh_leds()
+        self._timer_kick.set()
+
+    def end_session(self) -> None:
+        """The end_session tool: called once the goodbye has played."""
+        if self.run_ is not None:
+            self._spawn(self._end_session("end_session"))
 
     def set_muted(self, muted: bool) -> None:
         if muted and self.run_ is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import events as ev
+from ..agents import AgentCallbacks, AgentRuntime
 from ..config import Config
 from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
@@ -111,16 +112,29 @@ def build(
     closers.append(player.close)
 
     holder: dict[str, Appliance] = {}
+    agents = AgentRuntime.from_config(
+        cfg,
+        AgentCallbacks(
+            set_volume=lambda percent: holder["app"].set_volume(percent),
+            end_session=lambda: holder["app"].end_session(),
+            stop_playback=lambda: holder["app"].stop_playback(),
+            approval_pending=lambda pending: holder["app"].set_approval_pending(pending),
+        ),
+    )
 
     def new_session() -> RealtimeSession:
         live = holder["app"].cfg  # a SIGHUP reload applies to the next session
-        return RealtimeSession(
-            SessionSettings.from_config(live.realtime),
+        session = RealtimeSession(
+            agents.settings(base=SessionSettings.from_config(live.realtime)),
             url=live.realtime.url,
             api_key=api_key,
+            agent_name=agents.default.name,
             ping_interval=live.realtime.ping_interval,
             connect_timeout=live.realtime.connect_timeout,
+            tool_runner=agents.tool_runner,
         )
+        agents.attach(session)
+        return session
 
     leds, led_pattern = _leds(cfg, lambda: holder["app"].cfg, pin_factory, closers)
     parts = Parts(
@@ -134,6 +148,7 @@ def build(
         led_pattern=led_pattern,
         clock=clock,
         wake_names=tuple(detector.names),
+        agents=agents,
     )
     app = Appliance(cfg, parts, max_sessions=max_sessions)
     holder["app"] = app
@@ -185,6 +200,10 @@ def _button(
         loop.call_soon_threadsafe(act)
 
     try:
+        if pin_factory is None:
+            from hw.gpio import make_pin_factory
+
+            pin_factory = make_pin_factory(cfg.gpio.pin_factory)
         button = GestureButton(cfg.button, on_gesture, pin_factory=pin_factory)
     except Exception as exc:
         log.error("button unavailable: %s", exc)

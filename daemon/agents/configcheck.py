@@ -1,0 +1,100 @@
+"""Cross-checks of the agents, tools, MCP and guardrails config (called by the loader).
+
+Each problem is one ConfigError naming the key path, like every other config error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from daemon.config import LOOPBACK_HOSTS, ConfigError
+
+from .builtin import BUILTIN_NAMES
+from .command import PLACEHOLDER
+from .tools import NAME_RE
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+
+CREDENTIAL_REF = re.compile(r"\$\{credential:([A-Za-z0-9_.-]+)\}")
+
+
+def _regex(pattern: str, path: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(path, f"invalid regex {pattern!r}: {exc}") from None
+
+
+def _unique(names: list[str], what: str, key: str) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{what}[{i}].{key}", f"duplicate {key} {name!r}")
+        seen.add(name)
+
+
+def check_agents(cfg: Config) -> None:
+    agent_names = [a.name for a in cfg.agents]
+    _unique(agent_names, "agents", "name")
+    _unique([t.name for t in cfg.tools], "tools", "name")
+    _unique([m.label for m in cfg.mcp_servers], "mcp_servers", "label")
+    for i, a in enumerate(cfg.agents):
+        if not a.name.strip():
+            raise ConfigError(f"agents[{i}].name", "expected a non-empty name")
+        for j, target in enumerate(a.handoffs):
+            if target not in agent_names or target == a.name:
+                others = ", ".join(n for n in agent_names if n != a.name) or "none"
+                raise ConfigError(
+                    f"agents[{i}].handoffs[{j}]",
+                    f"expected the name of another agent ({others}), got {target!r}",
+                )
+        labels = {m.label for m in cfg.mcp_servers}
+        for j, label in enumerate(a.mcp_servers):
+            if label != "*" and label not in labels:
+                raise ConfigError(f"agents[{i}].mcp_servers[{j}]", f"no MCP server {label!r}")
+    builtin = set(BUILTIN_NAMES)
+    for i, t in enumerate(cfg.tools):
+        path = f"tools[{i}]"
+        if not NAME_RE.match(t.name):
+            raise ConfigError(
+                f"{path}.name", f"expected 1-64 letters, digits, _ or -, got {t.name!r}"
+            )
+        if t.name in builtin or t.name.startswith("transfer_to_"):
+            raise ConfigError(f"{path}.name", f"{t.name!r} is reserved for a built-in tool")
+        if not t.argv or not t.argv[0]:
+            raise ConfigError(f"{path}.argv", "expected a command line (a non-empty list)")
+        if PLACEHOLDER.search(t.argv[0]):
+            raise ConfigError(f"{path}.argv[0]", "the program itself may not be an argument")
+        for j, element in enumerate(t.argv):
+            for m in PLACEHOLDER.finditer(element):
+                if m.group(1) not in t.parameters:
+                    raise ConfigError(
+                        f"{path}.argv[{j}]", f"{{{m.group(1)}}} is not in {path}.parameters"
+                    )
+        for name, p in t.parameters.items():
+            ppath = f"{path}.parameters.{name}"
+            if p.pattern:
+                _regex(p.pattern, f"{ppath}.pattern")
+            if p.range and (len(p.range) != 2 or p.range[0] > p.range[1]):
+                raise ConfigError(f"{ppath}.range", f"expected [min, max], got {list(p.range)}")
+    for i, server in enumerate(cfg.mcp_servers):
+        path = f"mcp_servers[{i}]"
+        if not NAME_RE.match(server.label):
+            raise ConfigError(
+                f"{path}.label", f"expected letters, digits, _ or -, got {server.label!r}"
+            )
+        parts = urlsplit(server.url)
+        host = parts.hostname or ""
+        loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+        if parts.scheme not in ("https", "http") or not host:
+            raise ConfigError(f"{path}.url", f"expected an https:// URL, got {server.url!r}")
+        if parts.scheme == "http" and not loopback:
+            raise ConfigError(f"{path}.url", f"http:// is allowed only to loopback, got {host!r}")
+    for i, pattern in enumerate(cfg.guardrails.patterns):
+        _regex(pattern, f"guardrails.patterns[{i}]")
+    for name in cfg.tooling.policy:
+        if not name:
+            raise ConfigError("tooling.policy", "expected tool names as keys")
