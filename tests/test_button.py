@@ -1,0 +1,235 @@
+"""The button: gesture recognition (pure and on gpiozero mock pins) and the action map."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from daemon import events as ev
+from daemon.appliance.app import Appliance, Parts
+from daemon.appliance.button_map import button_action
+from daemon.config import ButtonConfig, Config
+from hw.button import GestureButton, GestureRecognizer, build_button
+
+PIN = 17
+
+# --------------------------------------------------------------------------- pure recognizer
+
+
+def run(steps: list[tuple[str, float]], window: float = 0.35, long: float = 1.0) -> list[str]:
+    rec = GestureRecognizer(window, long)
+    out: list[str] = []
+    for kind, t in steps:
+        out += {"down": rec.press, "up": rec.release, "poll": rec.poll}[kind](t)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([("down", 0), ("up", 0.1), ("poll", 0.3)], []),  # still inside the double window
+        ([("down", 0), ("up", 0.1), ("poll", 0.45)], ["press"]),
+        ([("down", 0), ("up", 0.1), ("down", 0.3), ("up", 0.4), ("poll", 2)], ["double"]),
+        ([("down", 0), ("up", 0.1), ("down", 0.5), ("up", 0.6), ("poll", 2)], ["press", "press"]),
+        ([("down", 0), ("poll", 0.99)], []),
+        ([("down", 0), ("poll", 1.0), ("up", 3), ("poll", 5)], ["long"]),  # fires while held
+        ([("down", 0), ("up", 1.2), ("poll", 5)], ["long"]),  # no poll in between: on release
+        ([("down", 0), ("up", 0.1), ("down", 0.2), ("poll", 1.3)], ["press", "long"]),
+    ],
+)
+def test_recognizer(steps: list[tuple[str, float]], expected: list[str]) -> None:
+    assert run(steps) == expected
+
+
+def test_recognizer_deadlines() -> None:
+    rec = GestureRecognizer(0.35, 1.0)
+    assert rec.deadline() is None
+    rec.press(10.0)
+    assert rec.deadline() == 11.0
+    rec.release(10.1)
+    assert rec.deadline() == pytest.approx(10.45)
+
+
+# --------------------------------------------------------------------------- action map
+
+
+@pytest.mark.parametrize(
+    ("gesture", "state", "approval", "action"),
+    [
+        ("press", "idle", False, "wake"),
+        ("press", "speaking", False, "interrupt"),
+        ("press", "thinking", False, "interrupt"),
+        ("press", "listening", False, "none"),
+        ("press", "connecting", False, "none"),
+        ("press", "muted", False, "none"),
+        ("press", "starting", False, "none"),
+        ("press", "error", False, "none"),
+        ("press", "thinking", True, "approve"),
+        ("press", "speaking", True, "approve"),
+        ("double", "listening", True, "reject"),
+        ("double", "listening", False, "end_session"),
+        ("double", "speaking", False, "end_session"),
+        ("double", "connecting", False, "end_session"),
+        ("double", "idle", False, "none"),
+        ("double", "muted", False, "none"),
+        ("long", "idle", False, "mute_toggle"),
+        ("long", "speaking", True, "mute_toggle"),
+        ("long", "muted", False, "mute_toggle"),
+        ("tap", "idle", False, "none"),
+    ],
+)
+def test_button_action(gesture: str, state: str, approval: bool, action: str) -> None:
+    assert button_action(gesture, state, approval) == action
+
+
+# --------------------------------------------------------------------------- gpiozero mock pin
+
+CFG = ButtonConfig(pin=PIN, bounce_time=0.0, double_press_window=0.25, long_press=0.5)
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    f = MockFactory()
+    yield f
+    f.reset()
+
+
+@pytest.fixture
+def button(factory: MockFactory) -> Iterator[tuple[GestureButton, queue.Queue[str]]]:
+    got: queue.Queue[str] = queue.Queue()
+    b = GestureButton(CFG, got.put, pin_factory=factory)
+    yield b, got
+    b.close()
+
+
+def tap(pin: Any, held: float = 0.05) -> None:
+    pin.drive_low()  # pull-up wiring: pressed = low
+    time.sleep(held)
+    pin.drive_high()
+
+
+def drain(got: queue.Queue[str], wait: float) -> list[str]:
+    time.sleep(wait)
+    out = []
+    while not got.empty():
+        out.append(got.get_nowait())
+    return out
+
+
+def test_single_press(factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]) -> None:
+    _b, got = button
+    tap(factory.pin(PIN))
+    assert drain(got, 0.1) == []  # the double-press window is still open
+    assert drain(got, 0.4) == ["press"]
+
+
+def test_double_press(factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]) -> None:
+    _b, got = button
+    pin = factory.pin(PIN)
+    tap(pin)
+    time.sleep(0.08)
+    tap(pin)
+    assert drain(got, 0.5) == ["double"]
+
+
+def test_long_press_fires_while_held(
+    factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]
+) -> None:
+    _b, got = button
+    pin = factory.pin(PIN)
+    pin.drive_low()
+    assert drain(got, 0.3) == []
+    assert drain(got, 0.4) == ["long"]  # still held
+    pin.drive_high()
+    assert drain(got, 0.4) == []
+
+
+def test_slow_second_press_is_two_presses(
+    factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]
+) -> None:
+    _b, got = button
+    pin = factory.pin(PIN)
+    tap(pin)
+    time.sleep(0.4)
+    tap(pin)
+    assert drain(got, 0.5) == ["press", "press"]
+
+
+def test_no_pin_no_button() -> None:
+    assert build_button(Config(), print) is None
+
+
+# --------------------------------------------------------------------------- to the appliance
+
+
+class _Quiet:
+    def ready(self) -> None: ...
+    def status(self, text: str) -> None: ...
+    def watchdog(self) -> None: ...
+    def stopping(self) -> None: ...
+
+
+class _NoWake:
+    """The wake word is not under test here; muting resets it."""
+
+    def process(self, samples: Any) -> list[Any]:
+        return []
+
+    def pause(self) -> None: ...
+    def resume(self, tail_seconds: float) -> None: ...
+    def reset(self) -> None: ...
+
+
+def test_gestures_reach_the_appliance(factory: MockFactory) -> None:
+    """Mock pin -> GestureButton -> button_action -> Appliance.button (its ButtonPressed event)."""
+    emitted: list[ev.Event] = []
+    parts = Parts(
+        open_mic=None,  # type: ignore[arg-type]
+        speaker=None,  # type: ignore[arg-type]
+        detector=_NoWake(),
+        new_session=None,  # type: ignore[arg-type]
+        emit=emitted.append,
+        notifier=_Quiet(),
+    )
+    app = Appliance(Config(), parts)
+    app.sm.update(ready=True)
+    got: queue.Queue[str] = queue.Queue()
+    b = GestureButton(CFG, got.put, pin_factory=factory)
+    pin = factory.pin(PIN)
+
+    def deliver(wait: float) -> None:
+        for gesture in drain(got, wait):  # on the test's thread, as the loop would
+            app.button(gesture, button_action(gesture, app.sm.state, app.sm.facts.approval_pending))
+
+    try:
+        pin.drive_low()
+        deliver(0.7)
+        pin.drive_high()
+        assert app.sm.state == "muted"
+        tap(pin)
+        deliver(0.5)  # press while muted: nothing
+        pin.drive_low()
+        deliver(0.7)
+        pin.drive_high()
+        assert app.sm.state == "idle"
+        tap(pin)
+        time.sleep(0.05)
+        tap(pin)
+        deliver(0.5)
+        tap(pin)
+        deliver(0.5)
+    finally:
+        b.close()
+    pressed = [(e.gesture, e.action) for e in emitted if isinstance(e, ev.ButtonPressed)]
+    assert pressed == [
+        ("long", "mute_toggle"),
+        ("press", "none"),
+        ("long", "mute_toggle"),
+        ("double", "none"),
+        ("press", "wake"),
+    ]
