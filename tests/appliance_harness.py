@@ -22,7 +22,7 @@ from daemon.appliance.wiring import Built, build
 SPEECH = Path(__file__).parent / "fixtures" / "speech"
 
 
-def appliance_config(url: str, **sections: dict[str, Any]) -> config.Config:
+def appliance_config(url: str, **sections: Any) -> config.Config:
     """Pulse devices, the simulator, mock pins; ``sections`` override keys per table."""
     data: dict[str, Any] = {
         "realtime": {"url": url},
@@ -31,7 +31,10 @@ def appliance_config(url: str, **sections: dict[str, Any]) -> config.Config:
         "gpio": {"pin_factory": "mock"},
     }
     for table, keys in sections.items():
-        data.setdefault(table, {}).update(keys)
+        if isinstance(keys, list):  # an array of tables such as [[tools]]
+            data[table] = keys
+        else:
+            data.setdefault(table, {}).update(keys)
     return config.parse(data)
 
 
