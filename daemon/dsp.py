@@ -15,11 +15,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 INT16_FULL_SCALE = 32768.0
 SILENCE_DBFS = -120.0  # what rms_dbfs reports for digital silence (log of zero)
 
-# Filter design. 24 zero crossings per side and a Kaiser beta of 8.6 give about
-# 85 dB stopband; the 0.9 roll-off keeps the transition band below the lower Nyquist.
-_ZERO_CROSSINGS = 24
-_ROLLOFF = 0.9
-_KAISER_BETA = 8.6
+# Filter design, relative to the lower of the two rates: flat (within 0.1 dB) to
+# 0.45 of it, 80 dB down from its Nyquist (0.5) on, so nothing aliases back into
+# the band. The Kaiser window's length follows from that transition width.
+_PASSBAND = 0.45
+_STOPBAND = 0.5
+_ATTENUATION_DB = 80.0
+_KAISER_BETA = 0.1102 * (_ATTENUATION_DB - 8.7)
 _CHUNK_OUT = 4096  # outputs computed per gather, bounding memory for huge one-shot calls
 
 
@@ -33,7 +35,7 @@ class Resampler:
     in total, exactly ``ceil(N * out_rate / in_rate)`` samples have come out.
 
     The output lags the input by ``delay`` output samples (the filter's group
-    delay, well under a millisecond at speech rates). int16 in gives int16 out
+    delay, about 3 ms; not always a whole sample). int16 in gives int16 out
     (rounded, clipped); floating-point in gives float32 out.
     """
 
@@ -117,8 +119,10 @@ def _design(up: int, down: int) -> tuple[np.ndarray, int]:
     """Polyphase table, shape (up, taps), each row reversed to dot with a window."""
     if up == down == 1:
         return np.ones((1, 1)), 1
-    fc = 0.5 * _ROLLOFF * min(1.0, up / down)  # cutoff, cycles per input sample
-    taps = math.ceil(_ZERO_CROSSINGS / fc)
+    scale = min(1.0, up / down)  # the lower rate, in cycles per input sample
+    fc = 0.5 * (_PASSBAND + _STOPBAND) * scale  # cutoff (-6 dB) mid-transition
+    width = (_STOPBAND - _PASSBAND) * scale
+    taps = math.ceil((_ATTENUATION_DB - 7.95) / (2.285 * 2 * math.pi * width)) + 1
     length = taps * up
     t = (np.arange(length) - (length - 1) / 2.0) / up  # in input samples
     proto = 2.0 * fc * np.sinc(2.0 * fc * t) * np.kaiser(length, _KAISER_BETA)

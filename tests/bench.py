@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 MODULES = [
     "tests.bench_wakeword",
+    "tests.bench_daemon",
+    "tests.bench_latency",
+    "tests.bench_soak",
 ]
 
 

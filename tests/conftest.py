@@ -43,6 +43,18 @@ def pulse_mic(pulse: Any) -> Iterator[Any]:
     pulse.silence()
 
 
+@pytest.fixture(scope="session")
+def detector() -> Iterator[Any]:
+    """The default wake word models, loaded once for every appliance test."""
+    from daemon import config
+    from daemon.wakeword import WakeWordDetector
+
+    det = WakeWordDetector(config.Config().wakeword)
+    det.load()
+    yield det
+    det.close()
+
+
 # --------------------------------------------------------------------------- realtime oracle
 @pytest.fixture(autouse=True)
 def _validate_client_messages(

@@ -15,6 +15,7 @@ Use through the ``pulse`` fixture in tests/conftest.py, or directly:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import os
 import select
@@ -89,6 +90,111 @@ class Recording:
         return self.samples()
 
 
+# ALSA's channel order per count. PulseAudio's own default order differs (AIFF), so
+# a source left at its default would be remixed for an ALSA client, which blends the
+# channels of a mic array instead of passing each through.
+_ALSA_CHANNEL_MAPS = {
+    1: "mono",
+    2: "front-left,front-right",
+    4: "front-left,front-right,rear-left,rear-right",
+    6: "front-left,front-right,rear-left,rear-right,front-center,lfe",
+    8: "front-left,front-right,rear-left,rear-right,front-center,lfe,side-left,side-right",
+}
+
+
+class Feeder:
+    """The process that writes queued clips into a pipe source's FIFO at real-time pace."""
+
+    def __init__(self, fifo: Path, clips_dir: Path, *, rate: int, channels: int) -> None:
+        self.fifo = fifo
+        self.clips_dir = clips_dir
+        self.rate = rate
+        self.channels = channels
+        self._clips = 0
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, __file__, "feed", str(fifo), str(rate), str(channels)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._expect("ready")
+
+    def _command(self, line: str, reply: str) -> str:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(f"{line}\n".encode())
+        self._proc.stdin.flush()
+        return self._expect(reply)
+
+    def _expect(self, word: str) -> str:
+        assert self._proc is not None and self._proc.stdout is not None
+        line = self._proc.stdout.readline().decode().strip()
+        if not line.startswith(word):
+            raise PulseError(f"feeder of {self.fifo.name} said {line!r}, expected {word!r}")
+        return line
+
+    def play(self, frames: np.ndarray) -> float:
+        """Queue int16 samples (interleaved); returns the monotonic time they start."""
+        self._clips += 1
+        raw = self.clips_dir / f"{self.fifo.stem}-clip{self._clips}.raw"
+        raw.write_bytes(np.asarray(frames, dtype="<i2").tobytes())
+        return float(self._command(f"play {raw}", "queued").split()[1])
+
+    def clear(self) -> None:
+        self._command("clear", "cleared")
+
+    def close(self) -> None:
+        if self._proc is not None:
+            _end(self._proc)
+            self._proc = None
+
+
+class PipeSource:
+    """An extra module-pipe-source (any channel count) with its own feeder process.
+
+    ``play`` takes interleaved frames, shape (n, channels), at the source's rate.
+    """
+
+    def __init__(self, server: PulseServer, name: str, *, channels: int, rate: int) -> None:
+        if channels not in _ALSA_CHANNEL_MAPS:
+            raise ValueError(f"pipe source channels must be one of {sorted(_ALSA_CHANNEL_MAPS)}")
+        self.server = server
+        self.name = name
+        self.channels = channels
+        self.rate = rate
+        self.fifo = server.runtime / f"{name}.fifo"
+        out = server.pactl(
+            "load-module",
+            "module-pipe-source",
+            f"source_name={name}",
+            f"file={self.fifo}",
+            "format=s16le",
+            f"rate={rate}",
+            f"channels={channels}",
+            f"channel_map={_ALSA_CHANNEL_MAPS[channels]}",
+        )
+        self.module: int | None = int(out.strip())
+        self._feeder = Feeder(self.fifo, server.root, rate=rate, channels=channels)
+
+    def play(self, frames: np.ndarray) -> float:
+        """Queue int16 frames (n, channels); returns the monotonic time they start."""
+        data = np.asarray(frames, dtype="<i2")
+        if data.ndim != 2 or data.shape[1] != self.channels:
+            raise ValueError(f"expected frames of shape (n, {self.channels}), got {data.shape}")
+        return self._feeder.play(data)
+
+    def close(self) -> None:
+        self._feeder.close()
+        if self.module is not None and self.server.running:
+            self.server.pactl("unload-module", str(self.module))
+        self.module = None
+
+    def __enter__(self) -> PipeSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class PulseServer:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -98,9 +204,8 @@ class PulseServer:
         self.env: dict[str, str] = {}
         self.mic_module: int | None = None
         self._server: subprocess.Popen[bytes] | None = None
-        self._feeder: subprocess.Popen[bytes] | None = None
+        self._feeder: Feeder | None = None
         self._saved_env: dict[str, str | None] = {}
-        self._clips = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,7 +266,7 @@ class PulseServer:
 
     def stop(self) -> None:
         if self._feeder is not None:
-            _end(self._feeder)
+            self._feeder.close()
             self._feeder = None
         if self._server is not None:
             _end(self._server)
@@ -228,21 +333,22 @@ class PulseServer:
             if self.mic_module is None:
                 self.load_mic()
 
-    def _start_feeder(self) -> None:
-        self._feeder = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "feed", str(self.fifo)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        self._expect("ready")
+    def add_source(self, name: str, *, channels: int, rate: int = MIC_RATE) -> PipeSource:
+        """A further pipe source, e.g. a multi-channel mic array; close() removes it."""
+        return PipeSource(self, name, channels=channels, rate=rate)
 
-    def _expect(self, word: str) -> str:
-        assert self._feeder is not None and self._feeder.stdout is not None
-        line = self._feeder.stdout.readline().decode().strip()
-        if not line.startswith(word):
-            raise PulseError(f"feeder said {line!r}, expected {word!r}")
-        return line
+    @contextlib.contextmanager
+    def default_source(self, name: str) -> Iterator[None]:
+        """Make ``name`` the default source (what ALSA's pulse device records) for a while."""
+        self.pactl("set-default-source", name)
+        try:
+            yield
+        finally:
+            if self.running:
+                self._pactl("set-default-source", "mic", check=False)
+
+    def _start_feeder(self) -> None:
+        self._feeder = Feeder(self.fifo, self.root, rate=MIC_RATE, channels=1)
 
     def play(self, wav: Path | str | np.ndarray, *, rate: int = MIC_RATE) -> float:
         """Queue a WAV file (any format) or int16 samples at ``rate`` into the mic.
@@ -261,20 +367,13 @@ class PulseServer:
                 samples = Resampler(rate, MIC_RATE).process(samples)
         else:
             samples, _ = load_mono(wav, rate=MIC_RATE)
-        self._clips += 1
-        raw = self.root / f"clip{self._clips}.raw"
-        raw.write_bytes(samples.astype("<i2").tobytes())
-        assert self._feeder is not None and self._feeder.stdin is not None
-        self._feeder.stdin.write(f"play {raw}\n".encode())
-        self._feeder.stdin.flush()
-        return float(self._expect("queued").split()[1])
+        assert self._feeder is not None
+        return self._feeder.play(samples)
 
     def silence(self) -> None:
         """Drop whatever is queued in the mic; silence from the next 10 ms on."""
-        assert self._feeder is not None and self._feeder.stdin is not None
-        self._feeder.stdin.write(b"clear\n")
-        self._feeder.stdin.flush()
-        self._expect("cleared")
+        assert self._feeder is not None
+        self._feeder.clear()
 
     # ------------------------------------------------------------------ speaker
 
@@ -328,16 +427,59 @@ def chirp_noise(seconds: float, rate: int, seed: int = 1, amplitude: float = 0.3
 
 
 def best_lag(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, float]:
-    """(offset of ``needle`` in ``haystack``, normalised correlation at that offset)."""
+    """(offset of ``needle`` in ``haystack``, normalised correlation at that offset).
+
+    The correlation is taken at the best *fractional* offset: a chain of
+    resamplers (PulseAudio's, ours) delays a signal by some part of a sample
+    that depends on how the streams' phases happened to line up, and at the
+    nearest whole sample a half-sample shift alone costs a 3.5 kHz-wide signal
+    about 0.035 of correlation. The offset returned is the nearest whole sample.
+    """
     h = haystack.astype(np.float64)
     n = needle.astype(np.float64)
     size = 1 << int(np.ceil(np.log2(len(h) + len(n))))
     corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)
     corr = corr[: len(h) - len(n) + 1]
+    if len(corr) == 0:
+        return 0, 0.0
     lag = int(np.argmax(corr))
-    seg = h[lag : lag + len(n)]
-    denom = np.linalg.norm(seg) * np.linalg.norm(n)
-    return lag, float(corr[lag] / denom) if denom else 0.0
+    frac = _fractional_peak(h, n, lag)
+    aligned = _aligned(h, lag, frac, len(n))
+    denom = np.linalg.norm(aligned) * np.linalg.norm(n)
+    lag_near = min(len(h) - len(n), max(0, lag + round(frac)))
+    return lag_near, float(np.dot(aligned, n) / denom) if denom else 0.0
+
+
+def _aligned(h: np.ndarray, lag: int, frac: float, length: int) -> np.ndarray:
+    """``h`` at positions lag + frac + 0..length-1, by band-limited (spectral) interpolation
+    of a zero-padded window, so the shift neither wraps around nor smears."""
+    pad = 64
+    lo, hi = lag - pad, lag + length + pad
+    window = np.zeros(hi - lo)
+    src = h[max(0, lo) : min(len(h), hi)]
+    window[max(0, lo) - lo : max(0, lo) - lo + len(src)] = src
+    size = 1 << int(np.ceil(np.log2(2 * len(window))))
+    spec = np.fft.rfft(window, size) * np.exp(2j * np.pi * np.fft.rfftfreq(size) * frac)
+    return np.fft.irfft(spec, size)[pad : pad + length]
+
+
+def _fractional_peak(h: np.ndarray, n: np.ndarray, lag: int) -> float:
+    """The sub-sample offset (within +-1 of ``lag``) where the correlation peaks."""
+
+    def score(f: float) -> float:
+        return float(np.dot(_aligned(h, lag, f, len(n)), n))
+
+    grid = np.linspace(-1.0, 1.0, 33)
+    best = int(np.argmax([score(f) for f in grid]))
+    lo, hi = grid[max(0, best - 1)], grid[min(len(grid) - 1, best + 1)]
+    for _ in range(12):  # golden-section search between the grid neighbours
+        a = hi - (hi - lo) / 1.618034
+        b = lo + (hi - lo) / 1.618034
+        if score(a) > score(b):
+            hi = b
+        else:
+            lo = a
+    return float((lo + hi) / 2)
 
 
 def active_span(x: np.ndarray, rate: int, threshold_db: float = -40.0) -> tuple[int, int] | None:
@@ -357,17 +499,26 @@ def active_span(x: np.ndarray, rate: int, threshold_db: float = -40.0) -> tuple[
 # --------------------------------------------------------------------------- feeder process
 
 
-def _feed(fifo: str) -> None:
+def _queued(fd: int) -> int:
+    """Bytes written into a pipe and not yet read."""
+    import fcntl
+    import termios
+
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
+
+
+def _feed(fifo: str, rate: int = MIC_RATE, channels: int = 1) -> None:
     """Write queued raw s16le clips into the FIFO at real-time pace, silence otherwise.
 
     Commands on stdin: ``play RAWFILE`` (queue a clip), ``clear`` (drop the queue).
     Survives the FIFO disappearing (mic module unloaded) by reopening it.
     """
     import errno
-    import fcntl
 
     tick = 0.01
-    frame_bytes = int(MIC_RATE * tick) * 2
+    frame_bytes = int(rate * tick) * 2 * channels
     silence = bytes(frame_bytes)
     pending = bytearray()
     fd = -1
@@ -377,9 +528,7 @@ def _feed(fifo: str) -> None:
             new = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         except OSError:
             return -1
-        flags = fcntl.fcntl(new, fcntl.F_GETFL)
-        fcntl.fcntl(new, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-        return new
+        return new  # stays non-blocking: a reader that stops reading must not stall us
 
     print("ready", flush=True)
     stdin = sys.stdin.buffer
@@ -393,7 +542,7 @@ def _feed(fifo: str) -> None:
                 return  # the test process went away
             cmd, _, arg = line.decode().strip().partition(" ")
             if cmd == "play":
-                start_at = due if not pending else due + len(pending) / 2 / MIC_RATE
+                start_at = due if not pending else due + len(pending) / (2 * channels) / rate
                 pending += Path(arg).read_bytes()
                 print(f"queued {start_at:.6f}", flush=True)
             elif cmd == "clear":
@@ -407,22 +556,28 @@ def _feed(fifo: str) -> None:
             chunk = silence
         if fd < 0:
             fd = reopen()
-        if fd >= 0:
+        # PulseAudio reads the pipe only while someone records, then drains it at once:
+        # silence left queued meanwhile would arrive as a burst ahead of the next clip.
+        # So silence is written only into an (almost) empty pipe, as a live mic would.
+        if fd >= 0 and (chunk is not silence or _queued(fd) < 2 * frame_bytes):
             try:
                 os.write(fd, chunk)
             except OSError as exc:
-                if exc.errno not in (errno.EPIPE, errno.EAGAIN):
+                if exc.errno == errno.EAGAIN:
+                    pass  # pipe full (source not reading): drop, as a live mic would
+                elif exc.errno == errno.EPIPE:
+                    os.close(fd)  # the source went away: reopen when it is back
+                    fd = -1
+                else:
                     raise
-                os.close(fd)
-                fd = -1
         due += tick
         if time.monotonic() - due > 0.5:  # suspended: resync rather than burst
             due = time.monotonic()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "feed":
-        _feed(sys.argv[2])
+    if len(sys.argv) in (3, 5) and sys.argv[1] == "feed":
+        _feed(sys.argv[2], *(int(a) for a in sys.argv[3:]))
     else:
-        print("usage: python tests/pulse.py feed FIFO", file=sys.stderr)
+        print("usage: python tests/pulse.py feed FIFO [RATE CHANNELS]", file=sys.stderr)
         sys.exit(2)

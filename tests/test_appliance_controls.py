@@ -4,7 +4,6 @@ PulseAudio mic, the simulator's function calls."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,20 +12,11 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from daemon import config
 from daemon import events as ev
 from daemon.realtime.simulator import Simulator
-from daemon.wakeword import WakeWordDetector
 from tests.appliance_harness import SPEECH, appliance_config, start
 
 pytestmark = pytest.mark.pulse
 
 BUTTON = 17
-
-
-@pytest.fixture(scope="module")
-def detector() -> Iterator[WakeWordDetector]:
-    det = WakeWordDetector(config.Config().wakeword)
-    det.load()
-    yield det
-    det.close()
 
 
 async def press(factory: MockFactory, hold: float = 0.1) -> None:

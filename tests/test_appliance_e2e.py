@@ -7,32 +7,23 @@ Real-time behaviour is checked with tolerances, never speed thresholds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import pytest
-from daemon.realtime.simulator import Simulator
 
-from daemon import config
 from daemon import events as ev
 from daemon.dsp import Resampler
+from daemon.realtime.simulator import Simulator
 from daemon.wakeword import WakeWordDetector
 from hw.audio.files import load_mono
 from tests.appliance_harness import SPEECH, appliance_config, start
-from tests.pulse import active_span, best_lag
+from tests.pulse import active_span, best_lag, tone
 
 pytestmark = pytest.mark.pulse
 
 QUESTION = "what is the weather like today"
-
-
-@pytest.fixture(scope="module")
-def detector() -> Iterator[WakeWordDetector]:
-    det = WakeWordDetector(config.Config().wakeword)
-    det.load()
-    yield det
-    det.close()
 
 
 @pytest.fixture
@@ -67,7 +58,8 @@ async def test_wake_then_question_reaches_the_model_and_the_answer_plays(
         _, said = await app.wait(lambda e: isinstance(e, ev.UserTranscript))
         assert said.transcript == QUESTION
         await app.wait_state("speaking")
-        await app.wait_state("listening", 30)
+        await app.wait_state("listening", 30, after=app.mark())
+        await asyncio.sleep(0.3)  # let the sink's last block reach the recording
         heard = rec.stop()
     finally:
         assert await app.stop() == 0
@@ -115,7 +107,7 @@ async def test_countdown_then_inactivity_close_then_a_second_wake(
         mic.play(SPEECH / "hey_jarvis_then_question.wav")
         await app.wait(lambda e: isinstance(e, ev.SessionConnected))
         await app.wait_state("speaking", 30)
-        await app.wait_state("listening", 30)
+        await app.wait_state("listening", 30, after=app.mark())
         mark = app.mark()
         _, closed = await app.wait(lambda e: isinstance(e, ev.SessionClosed), 20, after=mark)
         assert closed.reason == "inactivity"
@@ -141,11 +133,19 @@ async def test_countdown_then_inactivity_close_then_a_second_wake(
     assert len(sim.sessions) == 2
 
 
+def _continuous_tone(text: str) -> bytes:
+    """One unbroken 440 Hz tone, 60 ms per character: its length at the sink is exactly
+    what played (the simulator's own tone pauses between words, which would blur that)."""
+    return tone(440.0, 0.06 * len(text), 24000, amplitude=0.25).astype("<i2").tobytes()
+
+
 async def test_barge_in_silences_the_speaker_and_truncates_at_what_was_played(
     mic: Any, detector: WakeWordDetector
 ) -> None:
     long_answer = "This answer goes on for quite a while. " * 6
-    async with Simulator(transcripts=[QUESTION], answer=lambda _: long_answer, speech="tone") as s:
+    async with Simulator(
+        transcripts=[QUESTION], answer=lambda _: long_answer, speech=_continuous_tone
+    ) as s:
         app = await start(appliance_config(s.url), detector)
         try:
             rec = mic.record()
@@ -153,8 +153,9 @@ async def test_barge_in_silences_the_speaker_and_truncates_at_what_was_played(
             await app.wait_state("speaking", 30)
             await app.wait(lambda e: isinstance(e, ev.UserStoppedSpeaking), 5)
             mic.play(SPEECH / "stop.wav")
-            _, cut = await app.wait(lambda e: isinstance(e, ev.AudioInterrupted), 20)
-            await app.wait_state("listening", 10)
+            mark = app.mark()
+            _, cut = await app.wait(lambda e: isinstance(e, ev.AudioInterrupted), 20, after=mark)
+            await app.wait_state("listening", 10, after=mark)
             await asyncio.sleep(0.5)  # let the sink drain into the recording
             heard = rec.stop()
         finally:
@@ -176,9 +177,16 @@ async def test_barge_in_silences_the_speaker_and_truncates_at_what_was_played(
 async def test_mic_removed_mid_session_errors_then_recovers(
     mic: Any, sim: Simulator, detector: WakeWordDetector
 ) -> None:
-    app = await start(appliance_config(sim.url), detector)
+    # PulseAudio moves a stream whose source vanished to a fallback source (here the
+    # speaker's monitor: digital zeros), as it and PipeWire do when a USB mic is pulled;
+    # audio.silence_timeout is how the daemon notices. A live mic is never exactly zero,
+    # so the test mic carries quiet noise under the speech.
+    noise = np.random.default_rng(7).normal(0, 40, 16000 * 60).astype(np.int16)
+    cfg = appliance_config(sim.url, audio={"silence_timeout": 1.0})
+    app = await start(cfg, detector)
     try:
         mic.play(SPEECH / "hey_jarvis.wav")
+        mic.play(noise)
         await app.wait(lambda e: isinstance(e, ev.SessionConnected), 15)
         mark = app.mark()
         mic.unload_mic()
@@ -192,8 +200,10 @@ async def test_mic_removed_mid_session_errors_then_recovers(
         assert closed.reason == "error"
         mark = app.mark()
         mic.load_mic()
+        mic.play(noise)
         await app.wait_state("idle", 20, after=mark)
         mark = app.mark()
+        mic.silence()
         mic.play(SPEECH / "hey_jarvis.wav")
         await app.wait(lambda e: isinstance(e, ev.WakeWordDetected), 10, after=mark)
     finally:

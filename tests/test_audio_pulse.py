@@ -106,19 +106,90 @@ def test_capture_by_name_gets_the_wav(pulse_mic: PulseServer, rate: int) -> None
             assert cap.rate == cap.device.default_rate
         assert cap.block_frames == cap.rate // 50
         clip = chirp_noise(1.0, MIC_RATE, seed=7)
+        # Audio must flow before the clip starts, or its first samples can go unrecorded.
+        wait_for(lambda: c.frames() > cap.rate // 10)
         pulse_mic.play(clip)
-        wait_for(lambda: c.frames() > cap.rate * 2.0)
+        wait_for(lambda: c.frames() > cap.rate * 2.5)
     finally:
         cap.close()
-    audio = c.audio()
-    if cap.rate != MIC_RATE:
-        audio = Resampler(cap.rate, MIC_RATE).process(audio)
-    _lag, corr = best_lag(audio, clip)
-    assert corr > 0.98, corr
     firsts = [f for f, _ in c.blocks]
     sizes = [len(b) for _, b in c.blocks]
     assert firsts == list(np.cumsum([0, *sizes[:-1]]))  # monotonic, gapless frame counter
     assert c.errors == []
+    # Block by block, as the daemon does it, to the wake word's and the session's rates:
+    # exact counts (no drift) and the clip intact (no clicks at block seams).
+    reference = {MIC_RATE: clip, 24000: Resampler(MIC_RATE, 24000).process(clip)}
+    for out_rate, expected in reference.items():
+        r = Resampler(cap.rate, out_rate)
+        audio = np.concatenate([r.process(b) for _, b in c.blocks])
+        assert len(audio) == -(-c.frames() * out_rate // cap.rate)
+        _lag, corr = best_lag(audio, expected)
+        assert corr > 0.98, (out_rate, corr)
+
+
+def _pulse_index() -> int:
+    from hw.audio import find_device, new_pyaudio
+
+    pa = new_pyaudio()
+    try:
+        return find_device(pa, "pulse", "input").index
+    finally:
+        pa.terminate()
+
+
+@pytest.mark.parametrize("spec", ["PULS", "index", "default"])
+def test_capture_device_by_substring_index_or_default(pulse_mic: PulseServer, spec: str) -> None:
+    if spec == "index":
+        spec = str(_pulse_index())
+    c = Collector()
+    cap = open_capture(spec, on_audio=c.on_audio, on_error=c.on_error, rate=MIC_RATE)
+    try:
+        assert isinstance(cap, PyAudioCapture)
+        expected_name = "default" if spec == "default" else "pulse"
+        assert cap.device.name == expected_name
+        clip = chirp_noise(0.5, MIC_RATE, seed=5)
+        wait_for(lambda: c.frames() > MIC_RATE // 10)  # flowing before the clip starts
+        pulse_mic.play(clip)
+        wait_for(lambda: c.frames() > MIC_RATE * 1.7)
+    finally:
+        cap.close()
+    assert best_lag(c.audio(), clip)[1] > 0.98
+    assert c.errors == []
+
+
+def test_multichannel_capture_picks_the_configured_channel(pulse_mic: PulseServer) -> None:
+    # A 4-channel array (like respeaker-4mic): every channel carries a different signal.
+    signals = [chirp_noise(1.0, MIC_RATE, seed=20 + ch) for ch in range(4)]
+    with (
+        pulse_mic.add_source("array4", channels=4) as array,
+        pulse_mic.default_source("array4"),
+    ):
+        caps: dict[int, tuple[PyAudioCapture, Collector]] = {}
+        try:
+            for channel in (1, 3):
+                c = Collector()
+                cap = open_capture(
+                    "pulse", on_audio=c.on_audio, channels=4, channel=channel, rate=MIC_RATE
+                )
+                assert isinstance(cap, PyAudioCapture)
+                assert (cap.channels, cap.channel) == (4, channel)
+                caps[channel] = (cap, c)
+            for _cap, c in caps.values():  # flowing before the clip starts
+                wait_for(lambda c=c: c.frames() > MIC_RATE // 10)  # type: ignore[misc]
+            array.play(np.stack(signals, axis=1))
+            for _cap, c in caps.values():
+                wait_for(lambda c=c: c.frames() > MIC_RATE * 2.5)  # type: ignore[misc]
+        finally:
+            for cap, _c in caps.values():
+                cap.close()
+    for channel, (_cap, c) in caps.items():
+        audio = c.audio()
+        for other, signal in enumerate(signals):
+            corr = best_lag(audio, signal)[1]
+            if other == channel:
+                assert corr > 0.98, (channel, corr)
+            else:
+                assert corr < 0.3, (channel, other, corr)
 
 
 def test_mic_removal_is_reported(pulse_mic: PulseServer) -> None:

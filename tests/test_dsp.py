@@ -84,6 +84,30 @@ def test_sine_passes_with_low_distortion(in_rate: int, out_rate: int) -> None:
     assert snr_db > 70, snr_db
 
 
+def _gain_db(in_rate: int, out_rate: int, freq: float) -> float:
+    x = np.sin(2 * np.pi * freq * np.arange(in_rate) / in_rate).astype(np.float32)
+    y = Resampler(in_rate, out_rate).process(x).astype(np.float64)
+    mid = y[len(y) // 4 : 3 * len(y) // 4]  # clear of the filter's start-up
+    return 20 * math.log10(np.sqrt(2 * np.mean(mid**2)) + 1e-12)
+
+
+@pytest.mark.parametrize(("in_rate", "out_rate"), [p for p in RATE_PAIRS if p[0] != p[1]])
+def test_passband_is_flat_to_045_of_the_lower_rate(in_rate: int, out_rate: int) -> None:
+    low = min(in_rate, out_rate)
+    for frac in (0.05, 0.2, 0.35, 0.42, 0.45):
+        gain = _gain_db(in_rate, out_rate, frac * low)
+        assert abs(gain) < 0.09, (frac, gain)  # > 0.99 linear
+
+
+@pytest.mark.parametrize(("in_rate", "out_rate"), [p for p in RATE_PAIRS if p[0] > p[1]])
+def test_stopband_from_the_lower_nyquist(in_rate: int, out_rate: int) -> None:
+    # Anything at or above the output's Nyquist would alias back into the band.
+    for frac in (0.5, 0.52, 0.6, 0.8):
+        freq = frac * out_rate
+        if freq < in_rate / 2:
+            assert _gain_db(in_rate, out_rate, freq) < -75, frac
+
+
 def test_downsampling_rejects_what_cannot_be_represented() -> None:
     # 7.5 kHz fits under 8 kHz (16 kHz output); 10 kHz would alias to 6 kHz.
     x = _sine(10000, 48000, 48000)

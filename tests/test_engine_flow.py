@@ -363,6 +363,7 @@ def test_server_errors_become_error_events_and_the_session_goes_on() -> None:
         ('{"type": "response.teleport", "event_id": "e"}', "unknown_event"),
         ('{"type": "response.output_audio.delta", "delta": "!!!not base64"}', "invalid_event"),
         ('{"type": "response.output_audio.delta", "delta": 5}', "invalid_event"),
+        ('{"type": "response.output_audio.delta", "delta": "AAAA"}', "invalid_event"),
         ('{"type": "response.done", "response": "nope"}', None),
         ('{"type": "error", "error": null}', None),
         ('{"type": "conversation.item.added", "item": {"id": 5, "type": []}}', None),
@@ -383,6 +384,15 @@ def test_garbage_frames_become_error_events_never_exceptions(
     assert any(isinstance(e, ev.TransportEvent) for e in evs) == decodable
     # and the session still works afterwards
     assert "agent_end" in S.types(S.feed(p, S.answer()))
+
+
+def test_audio_without_an_item_is_not_played_and_never_truncated() -> None:
+    p = S.configured()
+    p.receive_text(json.dumps({"type": "response.output_audio.delta", "delta": "AAAA"}))
+    assert not [e for e in p.events_received() if isinstance(e, ev.Audio)]
+    p.interrupt()
+    sent = [m["type"] for m in p.data_to_send()]
+    assert "conversation.item.truncate" not in sent
 
 
 def test_receive_text_accepts_str_and_bytes_frames() -> None:

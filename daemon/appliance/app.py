@@ -36,6 +36,7 @@ PREROLL_MARGIN_S = 0.1
 MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
 MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
+CONNECT_GUARD_S = 10.0  # beyond connect_timeout: the session's own abort takes <= 5 s
 
 
 class AgentsPort(Protocol):
@@ -190,11 +191,16 @@ class Appliance:
     def _on_mic_error(self, exc: BaseException) -> None:
         if self.mic is None and self._mic_failed_at is not None:
             return  # already recovering
-        log.warning("microphone failed: %s", exc)
         if self.mic is not None:
             with contextlib.suppress(Exception):
                 self.mic.close()
             self.mic = None
+        if self._mic_failed_at is not None:
+            # A reopen attempt failed again before any frame: the fault is already shown
+            # and logged once; the monitor keeps retrying until it gives up.
+            log.debug("microphone still unavailable: %s", exc)
+            return
+        log.warning("microphone failed: %s", exc)
         now = self.parts.clock()
         if self._mic_failed_at is None:
             self._mic_failed_at = now
@@ -304,7 +310,11 @@ class Appliance:
     async def _session_main(self, run: _SessionRun) -> None:
         stop_reason = "closed"
         try:
-            await asyncio.wait_for(run.session.connect(), self.cfg.realtime.connect_timeout)
+            # The session applies connect_timeout itself and says what timed out; this
+            # outer guard only catches a connect() that never returns at all.
+            await asyncio.wait_for(
+                run.session.connect(), self.cfg.realtime.connect_timeout + CONNECT_GUARD_S
+            )
             async for event in run.session:
                 if isinstance(event, ev.AgentStopped):
                     stop_reason = event.reason

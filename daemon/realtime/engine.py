@@ -784,6 +784,9 @@ class RealtimeProtocol:
         if not isinstance(delta, str):
             self._error("invalid_event", "response.output_audio.delta has no string 'delta'")
             return
+        if not item_id:  # audio that could never be truncated must not play
+            self._error("invalid_event", "response.output_audio.delta has no 'item_id'")
+            return
         try:
             data = base64.b64decode(delta, validate=True)
         except (binascii.Error, ValueError):
