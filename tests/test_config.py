@@ -120,20 +120,21 @@ toml_values = st.recursive(
     ),
     max_leaves=12,
 )
-section_names = st.sampled_from(
-    ["realtime", "audio", "wakeword", "session", "gpio", "hardware", "leds", "button", "logging"]
-)
-field_names = st.sampled_from(sorted({p.split(".")[1] for p, _, _ in config.field_docs()}))
+_paths = [p for p, _, _ in config.field_docs()]
+table_names = st.sampled_from(sorted({p.split(".")[0] for p in _paths if "[]" not in p}))
+array_names = st.sampled_from(sorted({p.split("[]")[0] for p in _paths if "[]" in p}))
+field_names = st.sampled_from(sorted({p.split(".")[-1] for p in _paths}))
+tables = st.dictionaries(field_names | st.text(max_size=8), toml_values, max_size=5)
 
 
 @given(
-    st.dictionaries(
-        section_names | st.text(max_size=8),
-        st.dictionaries(field_names | st.text(max_size=8), toml_values, max_size=5) | toml_values,
-        max_size=4,
-    )
+    st.dictionaries(table_names | st.text(max_size=8), tables | toml_values, max_size=4),
+    st.dictionaries(array_names, st.lists(tables | toml_values, max_size=3), max_size=2),
 )
-def test_fuzzed_configs_give_a_config_or_a_key_path_error(data: dict[str, object]) -> None:
+def test_fuzzed_configs_give_a_config_or_a_key_path_error(
+    data: dict[str, object], arrays: dict[str, object]
+) -> None:
+    data = {**data, **arrays}  # [[agents]], [[tools]], [[mcp_servers]] too
     try:
         cfg = config.parse(data)
     except ConfigError as exc:
