@@ -162,6 +162,8 @@ def test_default_answer_is_useful() -> None:
     assert default_answer("what time is it", now) == "It is 9:05."
     assert "1.4 seconds" in default_answer("(1.4 s of speech)", now)
     assert default_answer("tool get_time returned: 10:00", now) == "The get_time tool says: 10:00"
+    assert "sunny" in default_answer("what's the weather like today", now)
+    assert default_answer("what day is it", now) == "Today is Monday, November 23."
 
 
 def test_espeak_speech_is_24k_and_audible() -> None:

@@ -20,12 +20,13 @@ def default_answer(prompt: str, now: datetime) -> str:
     tool = re.match(r"^tool (\S+) returned: (.*)$", prompt, re.S)
     if tool:  # a follow-up to a function or MCP call: read the result out
         return f"The {tool.group(1)} tool says: {tool.group(2).strip()[:200]}"
-    if "time" in text:
-        return f"It is {now.hour}:{now.minute:02d}."
-    if "date" in text or "day" in text:
-        return f"Today is {now:%A, %B} {now.day}."
+    # Most specific first: "what's the weather like today" is about weather, not the date.
     if "weather" in text:
         return "I am only a simulator, so I cannot look outside. It is always sunny on loopback."
+    if "time" in text:
+        return f"It is {now.hour}:{now.minute:02d}."
+    if "date" in text or re.search(r"\b(day|today)\b", text):
+        return f"Today is {now:%A, %B} {now.day}."
     if re.search(r"\b(hello|hi|hey)\b", text):
         return "Hello! I am the voicepi simulator. Ask me what time it is."
     if "stop" in text or "goodbye" in text or "bye" in text:
