@@ -96,6 +96,16 @@ async def next_wake_connects(app: Watched, sim: Simulator, cfg: config.Config) -
     assert_leds_match(app, cfg)
 
 
+async def ends_idle_and_wakes_again(
+    app: Watched, sim: Simulator, cfg: config.Config, mark: int
+) -> None:
+    """The contract of every fault: one close, idle, the LEDs say so, the next wake works."""
+    closed_once(app, mark)
+    await settle_idle(app, mark)
+    assert_leds_match(app, cfg)
+    await next_wake_connects(app, sim, cfg)
+
+
 def closed_once(app: Watched, mark: int) -> ev.SessionClosed:
     closes = since(app, mark, ev.SessionClosed)
     assert len(closes) == 1, app.summary()
@@ -157,10 +167,7 @@ async def test_connecting_fails(
         assert [e.error.type for e in errors] == ["session_failed"], errors
         assert why in errors[0].error.message
         assert not since(app, mark, ev.SessionConnected)
-        closed_once(app, mark)
-        await settle_idle(app, mark)
-        assert_leds_match(app, cfg)
-        await next_wake_connects(app, sim, cfg)
+        await ends_idle_and_wakes_again(app, sim, cfg, mark)
     finally:
         assert await app.stop() == 0
 
@@ -193,10 +200,7 @@ async def test_garbage_oversized_and_out_of_order_frames(
         assert gesture(app, "double") == "end_session"
         _, closed = await app.wait(lambda e: isinstance(e, ev.SessionClosed), 10, after=mark)
         assert closed.reason == "button"
-        closed_once(app, mark)
-        await settle_idle(app, mark)
-        assert_leds_match(app, cfg)
-        await next_wake_connects(app, sim, cfg)
+        await ends_idle_and_wakes_again(app, sim, cfg, mark)
     finally:
         assert await app.stop() == 0
 
@@ -216,10 +220,7 @@ async def test_session_expired_then_close_1001(
         assert codes == ["session_expired"], codes
         stopped = since(app, mark, ev.AgentStopped)
         assert [(s.reason, s.code) for s in stopped] == [("session_expired", 1001)]
-        closed_once(app, mark)
-        await settle_idle(app, mark)
-        assert_leds_match(app, cfg)
-        await next_wake_connects(app, sim, cfg)
+        await ends_idle_and_wakes_again(app, sim, cfg, mark)
     finally:
         assert await app.stop() == 0
 
@@ -296,10 +297,7 @@ async def test_a_hanging_tool_times_out_and_the_session_goes_on(
         assert gesture(app, "double") == "end_session"
         closed = await app.wait(lambda e: isinstance(e, ev.SessionClosed), 10, after=mark)
         assert closed[1].reason == "button"
-        closed_once(app, mark)
-        await settle_idle(app, mark)
-        assert_leds_match(app, cfg)
-        await next_wake_connects(app, sim, cfg)
+        await ends_idle_and_wakes_again(app, sim, cfg, mark)
     finally:
         assert await app.stop() == 0
 
