@@ -88,3 +88,23 @@ def _validate_client_messages(
     monkeypatch.setattr(RealtimeProtocol, "data_to_send", checked)
     yield violations
     assert not violations, f"invalid client messages: {violations}"
+
+
+@pytest.fixture(autouse=True)
+def _strict_simulators(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every simulator a test starts checks each message it sends against the server
+    event types (fault-mode garbage excepted), and the test fails on any violation."""
+    from daemon.realtime.sim.server import Simulator
+
+    made: list[Any] = []
+    original = Simulator.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("strict", True)
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Simulator, "__init__", init)
+    yield made
+    bad = [v for sim in made for v in sim.violations]
+    assert not bad, f"the simulator sent invalid server events: {bad}"
