@@ -135,12 +135,17 @@ def _design(up: int, down: int) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------- channels
 
 
-def pick_channel(interleaved: bytes | np.ndarray, channels: int, channel: int) -> np.ndarray:
-    """One channel of interleaved int16 frames, as a contiguous mono int16 array."""
+def check_channel(channels: int, channel: int) -> None:
+    """Raise ValueError unless ``channel`` is one of ``channels`` (at least one)."""
     if channels < 1:
         raise ValueError(f"channels must be at least 1, got {channels}")
     if not 0 <= channel < channels:
         raise ValueError(f"channel {channel} out of range for {channels} channel(s)")
+
+
+def pick_channel(interleaved: bytes | np.ndarray, channels: int, channel: int) -> np.ndarray:
+    """One channel of interleaved int16 frames, as a contiguous mono int16 array."""
+    check_channel(channels, channel)
     if isinstance(interleaved, bytes | bytearray | memoryview):
         data = np.frombuffer(interleaved, dtype="<i2")
     else:

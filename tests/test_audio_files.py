@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import wave
 from pathlib import Path
@@ -21,38 +20,8 @@ from hw.audio import (
     read_wav,
     write_wav,
 )
+from tests.audio_helpers import Collector, Tracker, wait_for
 from tests.pulse import active_span, best_lag, chirp_noise, tone
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.blocks: list[tuple[int, np.ndarray]] = []
-        self.errors: list[BaseException] = []
-        self.lock = threading.Lock()
-        self.error_seen = threading.Event()
-
-    def on_audio(self, samples: np.ndarray, first: int) -> None:
-        with self.lock:
-            self.blocks.append((first, samples.copy()))
-
-    def on_error(self, exc: BaseException) -> None:
-        self.errors.append(exc)
-        self.error_seen.set()
-
-    def audio(self) -> np.ndarray:
-        with self.lock:
-            return np.concatenate([b for _, b in self.blocks])
-
-    def frames(self) -> int:
-        with self.lock:
-            return sum(len(b) for _, b in self.blocks)
-
-
-def wait_for(pred: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_file_input_is_paced_in_real_time_then_silent_forever(tmp_path: Path) -> None:
@@ -128,8 +97,8 @@ def test_digital_silence_timeout_reports_once(tmp_path: Path) -> None:
     try:
         assert c.error_seen.wait(3.0)
         time.sleep(0.3)
-        assert len(c.errors) == 1 and isinstance(c.errors[0], CaptureStalled)
-        assert "digital silence" in str(c.errors[0])
+        assert len(c.errors) == 1 and isinstance(c.errors[0][1], CaptureStalled)
+        assert "digital silence" in str(c.errors[0][1])
     finally:
         cap.close()
 
@@ -202,24 +171,6 @@ def test_read_wav_sample_widths(tmp_path: Path, width: int) -> None:
     assert frames[:, 0].tolist() == x.tolist()
 
 
-class Tracker:
-    def __init__(self) -> None:
-        self.finished: list[str] = []
-        self.drained = threading.Event()
-
-    def on_started(self, item_id: str) -> None:
-        pass
-
-    def on_progress(self, item_id: str, samples_played: int) -> None:
-        pass
-
-    def on_finished(self, item_id: str) -> None:
-        self.finished.append(item_id)
-
-    def on_drained(self) -> None:
-        self.drained.set()
-
-
 def test_file_output_writes_what_was_played_in_real_time(tmp_path: Path) -> None:
     out = tmp_path / "out.wav"
     t = Tracker()
@@ -232,7 +183,7 @@ def test_file_output_writes_what_was_played_in_real_time(tmp_path: Path) -> None
         player.write("a", sound.tobytes())
         player.end_of_item("a")
         assert t.drained.wait(3.0)
-        assert t.finished == ["a"]
+        assert t.finished() == ["a"]
         time.sleep(0.2)
         written = player.frames_written  # type: ignore[attr-defined]
         elapsed = time.monotonic() - started

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -26,71 +25,12 @@ from hw.audio import (
     open_capture,
     open_player,
 )
+from tests.audio_helpers import Collector, Tracker, wait_for
 from tests.pulse import MIC_RATE, PulseServer, active_span, best_lag, chirp_noise, tone
 
 pytestmark = pytest.mark.pulse
 
 REC_RATE = 24000
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.blocks: list[tuple[int, np.ndarray]] = []
-        self.errors: list[tuple[float, BaseException]] = []
-        self.lock = threading.Lock()
-        self.error_seen = threading.Event()
-
-    def on_audio(self, samples: np.ndarray, first: int) -> None:
-        with self.lock:
-            self.blocks.append((first, samples.copy()))
-
-    def on_error(self, exc: BaseException) -> None:
-        self.errors.append((time.monotonic(), exc))
-        self.error_seen.set()
-
-    def audio(self) -> np.ndarray:
-        with self.lock:
-            return np.concatenate([b for _, b in self.blocks])
-
-    def frames(self) -> int:
-        with self.lock:
-            return sum(len(b) for _, b in self.blocks)
-
-
-class Tracker:
-    def __init__(self) -> None:
-        self.events: list[tuple[float, str, tuple[object, ...]]] = []
-        self.progress: dict[str, int] = {}
-        self.drained = threading.Event()
-        self.started = threading.Event()
-
-    def _log(self, name: str, *args: object) -> None:
-        self.events.append((time.monotonic(), name, args))
-
-    def on_started(self, item_id: str) -> None:
-        self._log("started", item_id)
-        self.started.set()
-
-    def on_progress(self, item_id: str, samples_played: int) -> None:
-        assert samples_played >= self.progress.get(item_id, 0)  # counts never go back
-        self.progress[item_id] = samples_played
-
-    def on_finished(self, item_id: str) -> None:
-        self._log("finished", item_id)
-
-    def on_drained(self) -> None:
-        self._log("drained")
-        self.drained.set()
-
-    def names(self) -> list[tuple[str, tuple[object, ...]]]:
-        return [(n, a) for _, n, a in self.events]
-
-
-def wait_for(pred: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- capture

@@ -16,9 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from daemon.dsp import pick_channel
+from daemon.dsp import check_channel, pick_channel
 
-from .devices import AudioDeviceError, CaptureStalled, DeviceInfo, find_device, new_pyaudio
+from .devices import (
+    AudioDeviceError,
+    CaptureStalled,
+    DeviceInfo,
+    find_device,
+    new_pyaudio,
+    open_stream,
+)
 from .watch import Watchdog
 
 log = logging.getLogger(__name__)
@@ -181,10 +188,7 @@ class PyAudioCapture(Capture):
     ) -> None:
         import pyaudio
 
-        if channels < 1:
-            raise ValueError(f"capture channels must be at least 1, got {channels}")
-        if not 0 <= channel < channels:
-            raise ValueError(f"capture channel {channel} out of range for {channels} channel(s)")
+        check_channel(channels, channel)
         pa = new_pyaudio()
         try:
             device = find_device(pa, spec, "input")
@@ -212,21 +216,16 @@ class PyAudioCapture(Capture):
             self._paContinue = pyaudio.paContinue
             self._paComplete = pyaudio.paComplete
             self._overflow_flag = pyaudio.paInputOverflow
-            try:
-                self._stream: Any = pa.open(
-                    format=pyaudio.paInt16,
-                    channels=channels,
-                    rate=use_rate,
-                    input=True,
-                    input_device_index=device.index,
-                    frames_per_buffer=block,
-                    stream_callback=self._callback,
-                )
-            except (OSError, ValueError) as exc:
-                raise AudioDeviceError(
-                    f"cannot open capture device {spec!r} ({device.name}) at {use_rate} Hz, "
-                    f"{channels} channel(s): {exc}"
-                ) from exc
+            self._stream: Any = open_stream(
+                pa,
+                device,
+                "input",
+                spec=spec,
+                rate=use_rate,
+                channels=channels,
+                block_frames=block,
+                callback=self._callback,
+            )
         except BaseException:
             pa.terminate()
             raise

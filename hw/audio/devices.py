@@ -171,3 +171,34 @@ def supports_rate(
         return bool(pa.is_format_supported(**kwargs))
     except ValueError:  # PyAudio raises rather than returning False
         return False
+
+
+def open_stream(
+    pa: Any,
+    device: DeviceInfo,
+    direction: Direction,
+    *,
+    spec: str,
+    rate: int,
+    channels: int,
+    block_frames: int,
+    callback: Any,
+) -> Any:
+    """A started PortAudio int16 callback stream; a refusal names the device and format."""
+    import pyaudio
+
+    kind = "capture" if direction == "input" else "playback"
+    try:
+        return pa.open(
+            format=pyaudio.paInt16,
+            channels=channels,
+            rate=rate,
+            frames_per_buffer=block_frames,
+            stream_callback=callback,
+            **{direction: True, f"{direction}_device_index": device.index},
+        )
+    except (OSError, ValueError) as exc:
+        raise AudioDeviceError(
+            f"cannot open {kind} device {spec!r} ({device.name}) at {rate} Hz, "
+            f"{channels} channel(s): {exc}"
+        ) from exc

@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from .devices import AudioDeviceError, DeviceInfo, find_device, new_pyaudio, supports_rate
+from .devices import (
+    AudioDeviceError,
+    DeviceInfo,
+    find_device,
+    new_pyaudio,
+    open_stream,
+    supports_rate,
+)
 from .engine import PlaybackEngine, PlaybackTracker
 from .watch import Watchdog
 
@@ -144,21 +151,16 @@ class PyAudioPlayer(Player):
             self._pa: Any = pa
             self._paContinue = pyaudio.paContinue
             self._underflow_flag = pyaudio.paOutputUnderflow
-            try:
-                self._stream: Any = pa.open(
-                    format=pyaudio.paInt16,
-                    channels=channels,
-                    rate=use_rate,
-                    output=True,
-                    output_device_index=device.index,
-                    frames_per_buffer=block,
-                    stream_callback=self._callback,
-                )
-            except (OSError, ValueError) as exc:
-                raise AudioDeviceError(
-                    f"cannot open playback device {spec!r} ({device.name}) at {use_rate} Hz, "
-                    f"{channels} channel(s): {exc}"
-                ) from exc
+            self._stream: Any = open_stream(
+                pa,
+                device,
+                "output",
+                spec=spec,
+                rate=use_rate,
+                channels=channels,
+                block_frames=block,
+                callback=self._callback,
+            )
         except BaseException:
             pa.terminate()
             raise
