@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from hw.audio import (
     AudioDeviceError,
     CaptureStalled,
     DeviceNotFound,
+    Player,
     PyAudioCapture,
     PyAudioPlayer,
     open_capture,
@@ -174,21 +176,31 @@ def test_unknown_device_names_the_spec_and_lists_what_exists(pulse: PulseServer)
 # --------------------------------------------------------------------------- playback
 
 
-def test_playback_reaches_the_sink(pulse: PulseServer) -> None:
+def _play_one_item(
+    pulse: PulseServer, sound: np.ndarray, **player_args: Any
+) -> tuple[Player, float, Tracker, np.ndarray]:
+    """Play ``sound`` as item "a" on the pulse device until drained: the (closed) player,
+    its output latency while open, its tracker and the sink's recording."""
     rec = pulse.record(rate=REC_RATE)
     t = Tracker()
-    player = open_player("pulse", volume=100, tracker=t)
+    player = open_player("pulse", volume=100, tracker=t, **player_args)
     try:
-        assert isinstance(player, PyAudioPlayer) and player.rate == 24000
-        assert 0 < player.output_latency < 1.0
-        sound = chirp_noise(0.6, 24000, seed=11)
         player.write("a", sound.tobytes())
         player.end_of_item("a")
         assert t.drained.wait(5.0)
-        time.sleep(0.3 + player.output_latency)
+        latency = player.output_latency
+        time.sleep(0.3 + latency)
     finally:
         player.close()
         recorded = rec.stop()
+    return player, latency, t, recorded
+
+
+def test_playback_reaches_the_sink(pulse: PulseServer) -> None:
+    sound = chirp_noise(0.6, 24000, seed=11)
+    player, latency, t, recorded = _play_one_item(pulse, sound)
+    assert isinstance(player, PyAudioPlayer) and player.rate == 24000
+    assert 0 < latency < 1.0
     _lag, corr = best_lag(recorded, sound)
     assert corr > 0.98, corr
     span = active_span(recorded, REC_RATE)
@@ -198,19 +210,9 @@ def test_playback_reaches_the_sink(pulse: PulseServer) -> None:
 
 
 def test_playback_resampled_to_a_48k_device(pulse: PulseServer) -> None:
-    rec = pulse.record(rate=REC_RATE)
-    t = Tracker()
-    player = open_player("pulse", rate=48000, volume=100, tracker=t)
-    try:
-        assert player.rate == 48000
-        sound = tone(700, 0.4, 24000)
-        player.write("a", sound.tobytes())
-        player.end_of_item("a")
-        assert t.drained.wait(5.0)
-        time.sleep(0.3 + player.output_latency)
-    finally:
-        player.close()
-        recorded = rec.stop()
+    sound = tone(700, 0.4, 24000)
+    player, _latency, t, recorded = _play_one_item(pulse, sound, rate=48000)
+    assert player.rate == 48000
     assert best_lag(recorded, sound)[1] > 0.98
     assert t.progress == {"a": len(sound)}
 
