@@ -29,32 +29,22 @@ def pcm(ms: int, value: int = 1000) -> bytes:
     return value.to_bytes(2, "little", signed=True) * (ms * 24)
 
 
+def _session_event(kind: str, session_id: str) -> dict[str, Any]:
+    session = {
+        "type": "realtime",
+        "id": session_id,
+        "object": "realtime.session",
+        "model": "gpt-realtime",
+    }
+    return _ev({"type": kind, "session": session})
+
+
 def session_created(session_id: str = "sess_1") -> dict[str, Any]:
-    return _ev(
-        {
-            "type": "session.created",
-            "session": {
-                "type": "realtime",
-                "id": session_id,
-                "object": "realtime.session",
-                "model": "gpt-realtime",
-            },
-        }
-    )
+    return _session_event("session.created", session_id)
 
 
 def session_updated(session_id: str = "sess_1") -> dict[str, Any]:
-    return _ev(
-        {
-            "type": "session.updated",
-            "session": {
-                "type": "realtime",
-                "id": session_id,
-                "object": "realtime.session",
-                "model": "gpt-realtime",
-            },
-        }
-    )
+    return _session_event("session.updated", session_id)
 
 
 def speech_started(item_id: str = "item_user1", ms: int = 100) -> dict[str, Any]:

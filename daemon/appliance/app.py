@@ -429,10 +429,7 @@ class Appliance:
             return
         run.items_playing.add(item_id)
         self.parts.detector.pause()
-        self._emit_countdown(self.countdown.set_busy("playing", True, self.parts.clock()))
-        self._emit_state(self.sm.update(playing=True))
-        self._refresh_leds()
-        self._timer_kick.set()
+        self._set_busy("playing", True, playing=True)
 
     def speaker_progress(self, item_id: str, samples: int) -> None:
         if self.run_ is None:
@@ -455,10 +452,7 @@ class Appliance:
         self.parts.detector.resume(self.cfg.wakeword.speaking_tail)
         if not self.sm.facts.playing:
             return
-        self._emit_countdown(self.countdown.set_busy("playing", False, self.parts.clock()))
-        self._emit_state(self.sm.update(playing=False))
-        self._refresh_leds()
-        self._timer_kick.set()
+        self._set_busy("playing", False, playing=False)
 
     def speaker_callbacks(self) -> _SpeakerBridge:
         return _SpeakerBridge(self)
@@ -548,10 +542,7 @@ class Appliance:
     def set_approval_pending(self, pending: bool) -> None:
         if self.run_ is None and pending:
             return
-        self._emit_countdown(self.countdown.set_busy("approval", pending, self.parts.clock()))
-        self._emit_state(self.sm.update(approval_pending=pending))
-        self._refresh_leds()
-        self._timer_kick.set()
+        self._set_busy("approval", pending, approval_pending=pending)
 
     def end_session(self) -> None:
         """The end_session tool: called once the goodbye has played."""
@@ -576,6 +567,14 @@ class Appliance:
 
     def _error(self, kind: str, message: str) -> None:
         self.parts.emit(ev.Error(error=ev.ErrorInfo(type=kind, message=message)))
+
+    def _set_busy(self, cause: str, busy: bool, **facts: Any) -> None:
+        """A cause of activity began or ended outside the session's events: the countdown,
+        the state, the LEDs and the timers all hear of it."""
+        self._emit_countdown(self.countdown.set_busy(cause, busy, self.parts.clock()))
+        self._emit_state(self.sm.update(**facts))
+        self._refresh_leds()
+        self._timer_kick.set()
 
     def _refresh_leds(self) -> None:
         facts = self.sm.facts
