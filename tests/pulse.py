@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
+import fcntl
 import os
 import select
 import shutil
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -501,9 +504,6 @@ def active_span(x: np.ndarray, rate: int, threshold_db: float = -40.0) -> tuple[
 
 def _queued(fd: int) -> int:
     """Bytes written into a pipe and not yet read."""
-    import fcntl
-    import termios
-
     buf = array.array("i", [0])
     fcntl.ioctl(fd, termios.FIONREAD, buf)
     return buf[0]
@@ -515,7 +515,6 @@ def _feed(fifo: str, rate: int = MIC_RATE, channels: int = 1) -> None:
     Commands on stdin: ``play RAWFILE`` (queue a clip), ``clear`` (drop the queue).
     Survives the FIFO disappearing (mic module unloaded) by reopening it.
     """
-    import errno
 
     tick = 0.01
     frame_bytes = int(rate * tick) * 2 * channels
