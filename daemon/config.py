@@ -204,6 +204,7 @@ LED_PATTERN_KEYS = (
     "connecting",
     "listening",
     "thinking",
+    "working",
     "speaking",
     "countdown",
     "approval",

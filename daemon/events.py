@@ -42,13 +42,20 @@ class McpTool:
 
 @dataclass(frozen=True, kw_only=True)
 class ErrorInfo:
-    """Structured error (seed 003's AgentError): type, message, optional code/param."""
+    """Structured error (seed 003's AgentError): type, message, optional code/param.
+
+    ``kind`` is set on a failure the owner must see (daemon.realtime.failures:
+    network, auth, quota, rate_limit, server, config): it ends the session or
+    the wake. ``retry_after`` is the seconds a rate limit asks to wait.
+    """
 
     type: str
     message: str
     code: str | None = None
     param: str | None = None
     event_id: str | None = None
+    kind: str | None = None
+    retry_after: float | None = None
 
 
 # --------------------------------------------------------------------------- base
@@ -322,7 +329,15 @@ class CountdownCancelled(Event):
 # --------------------------------------------------------------------------- appliance
 
 ApplianceState = Literal[
-    "starting", "idle", "connecting", "listening", "thinking", "speaking", "muted", "error"
+    "starting",
+    "idle",
+    "connecting",
+    "listening",
+    "thinking",
+    "working",
+    "speaking",
+    "muted",
+    "error",
 ]
 CloseReason = Literal[
     "inactivity", "button", "end_session", "max_duration", "server_closed", "error", "shutdown"

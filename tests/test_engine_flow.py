@@ -416,7 +416,11 @@ def test_receive_text_accepts_str_and_bytes_frames() -> None:
 def test_close_codes_map_to_the_stop_reason(code: int | None, reason: str, expected: str) -> None:
     p = S.configured()
     p.connection_lost(code, reason)
-    assert p.events_received() == [ev.AgentStopped(reason=expected, code=code)]
+    *errors, stopped = p.events_received()
+    assert stopped == ev.AgentStopped(reason=expected, code=code)
+    # A lost link is a typed network failure the owner sees; a normal end is not.
+    kinds = [e.error.kind for e in errors if isinstance(e, ev.Error)]
+    assert kinds == (["network"] if expected == "connection_lost" else []), errors
     assert p.closed and p.stop_reason == expected
 
 
@@ -442,7 +446,7 @@ def test_agent_stopped_exactly_once_and_last() -> None:
     p.interrupt()
     p.create_response()
     p.send_tool_output("call_1", "x")
-    assert p.events_received() == [ev.AgentStopped(reason="connection_lost", code=1006)]
+    assert S.types(p.events_received()) == ["error", "agent_stopped"]
     assert p.data_to_send() == []
 
 

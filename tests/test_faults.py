@@ -141,10 +141,10 @@ async def test_connection_dropped_mid_answer(
 
 
 @pytest.mark.parametrize(
-    ("fault", "why"),
+    ("fault", "kind", "why"),
     [
-        (Faults(refuse=True), "503"),
-        (Faults(silent=True), "not configured within 1 s"),
+        (Faults(refuse=True), "server", "503"),
+        (Faults(silent=True), "network", "not configured within 1 s"),
     ],
     ids=["refused", "never_session_created"],
 )
@@ -154,6 +154,7 @@ async def test_connecting_fails(
     detector: WakeWordDetector,
     tmp_path: Path,
     fault: Faults,
+    kind: str,
     why: str,
 ) -> None:
     sim.set_faults(fault)
@@ -164,9 +165,13 @@ async def test_connecting_fails(
         _, closed = await app.wait(lambda e: isinstance(e, ev.SessionClosed), 10, after=mark)
         assert closed.reason == "error"
         errors = since(app, mark, ev.Error)
-        assert [e.error.type for e in errors] == ["session_failed"], errors
+        assert [e.error.kind for e in errors] == [kind], errors
         assert why in errors[0].error.message
         assert not since(app, mark, ev.SessionConnected)
+        # The owner sees it: the error state (and LED), then idle.
+        assert "error" in app.states()[-3:], app.summary()
+        stopped = since(app, mark, ev.AgentStopped)
+        assert [s.reason for s in stopped] == ["connect_failed"]
         await ends_idle_and_wakes_again(app, sim, cfg, mark)
     finally:
         assert await app.stop() == 0

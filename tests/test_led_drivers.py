@@ -23,7 +23,17 @@ from hw.leds.drivers import LedDriver, PwmLedDriver, RgbLedDriver
 from hw.leds.patterns import LedInput, Pattern, all_patterns, intensity, pattern_for
 
 LED_PIN, PWM_PIN, RGB_PINS = 5, 6, (17, 27, 22)
-STATES = ["starting", "idle", "connecting", "listening", "thinking", "speaking", "muted", "error"]
+STATES = [
+    "starting",
+    "idle",
+    "connecting",
+    "listening",
+    "thinking",
+    "working",
+    "speaking",
+    "muted",
+    "error",
+]
 
 
 class Timeline:

@@ -30,6 +30,7 @@ CFG = LedsConfig()
         ("connecting", "blink"),  # the wake flash
         ("listening", "solid"),
         ("thinking", "pulse"),
+        ("working", "spin"),  # a tool runs: not listening (solid blue)
         ("speaking", "breathe"),
         ("muted", "solid"),
         ("error", "pulse"),

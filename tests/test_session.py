@@ -121,7 +121,11 @@ async def test_a_rejected_handshake_names_the_failure_but_never_the_key(
     assert "401" in str(info.value) and srv.url.split("/v1")[0] in str(info.value)
     assert KEY not in str(info.value) and KEY not in repr(info.value)
     assert KEY not in caplog.text
-    assert S.types(seen) == ["agent_starting", "agent_stopped"]
+    assert S.types(seen) == ["agent_starting", "error", "agent_stopped"]
+    # A typed auth failure; the body the server sent is shown (with the key redacted).
+    err = seen[1].error
+    assert (err.kind, err.code) == ("auth", "http_401"), err
+    assert "bad credential Bearer ***" in err.message and KEY not in err.message
     assert seen[-1] == ev.AgentStopped(reason="connect_failed", code=None)
     assert await session.wait_closed() == "connect_failed"
 

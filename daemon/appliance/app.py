@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
 MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
 CONNECT_GUARD_S = 10.0  # beyond connect_timeout: the session's own abort takes <= 5 s
+ERROR_HOLD_S = 3.0  # a session failure shows the error state and LED this long, then idle
 
 
 class AgentsPort(Protocol):
@@ -75,6 +78,8 @@ class _SessionRun:
     close_reason: ev.CloseReason | None = None
     connected: bool = False
     items_playing: set[str] = field(default_factory=set)
+    tools_running: set[str] = field(default_factory=set)  # call ids
+    failure: ev.ErrorInfo | None = None  # the typed failure that ends this session
 
 
 class Appliance:
@@ -101,6 +106,10 @@ class Appliance:
         self._mic_failed_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake_offset = 0  # path.wake_total when the detector was last reset
+        self._failure_until: float | None = None  # the failure shown until then
+        # A rate limit's Retry-After: wakes before this fail at once, no connection attempt.
+        self._retry_at: float | None = None
+        self._retry_info: ev.ErrorInfo | None = None
 
     # ================================================================ lifecycle
 
@@ -248,7 +257,7 @@ class Appliance:
             return
         if self.run_ is not None:
             self._stream_to_session(sess)
-        elif self.sm.state == "idle" and len(wake):
+        elif self._can_wake() and len(wake):
             for det in self.parts.detector.process(wake):
                 self._wake(det.model, det.score, self._wake_offset + det.end_sample)
                 break
@@ -285,11 +294,47 @@ class Appliance:
 
     # ================================================================ wake and sessions
 
+    def _can_wake(self) -> bool:
+        """Idle, or only showing a past session's failure (a new wake replaces it)."""
+        f = self.sm.facts
+        return self.sm.state == "idle" or (
+            self.sm.state == "error" and not f.error and bool(f.failure) and f.ready
+        )
+
     def _wake(self, model: str, score: float, end_sample: int | None) -> None:
         """Start a session; ``end_sample`` (16 kHz index) marks the wake word's end."""
         if self.run_ is not None or self.sm.facts.muted or self.path is None:
             return
         self.parts.emit(ev.WakeWordDetected(model=model, score=round(float(score), 4)))
+        now = self.parts.clock()
+        if self._retry_at is not None and now < self._retry_at and self._retry_info:
+            # The server asked us to wait: fail at once, without a connection attempt.
+            left = self._retry_at - now
+            info = dataclasses.replace(
+                self._retry_info,
+                message=f"{self._retry_info.message} (retry in {math.ceil(left)} s)",
+                retry_after=round(left, 1),
+            )
+            self.parts.emit(ev.Error(error=info))
+            self._show_failure(info)
+            return
+        try:
+            session = self.parts.new_session()
+        except Exception as exc:  # no key, a bad URL: a typed failure, never a traceback
+            found = getattr(exc, "info", None)
+            if isinstance(found, ev.ErrorInfo):
+                info = found
+            else:
+                info = ev.ErrorInfo(
+                    type="config_error", message=str(exc), code="bad_session", kind="config"
+                )
+            log.warning("cannot start a session: %s", info.message)
+            self.parts.emit(ev.Error(error=info))
+            self._show_failure(info)
+            return
+        if self.sm.facts.failure:
+            self._failure_until = None
+            self._emit_state(self.sm.update(failure=""))
         if end_sample is None:
             start = self.path.preroll.end_index
         else:
@@ -298,7 +343,6 @@ class Appliance:
         self.countdown = InactivityCountdown(
             self.cfg.session.inactivity_timeout, self.cfg.session.countdown
         )
-        session = self.parts.new_session()
         self.run_ = _SessionRun(session=session, started=self.parts.clock())
         # Buffered by the engine until the session is configured: nothing said is lost.
         session.send_audio(self.path.preroll.since(start).tobytes())
@@ -309,12 +353,10 @@ class Appliance:
 
     async def _session_main(self, run: _SessionRun) -> None:
         stop_reason = "closed"
+        # Events are read while connecting, so agent_starting is logged at the wake and
+        # a failed connect's typed error and agent_stopped(connect_failed) are too.
+        connecting = asyncio.ensure_future(self._connect(run))
         try:
-            # The session applies connect_timeout itself and says what timed out; this
-            # outer guard only catches a connect() that never returns at all.
-            await asyncio.wait_for(
-                run.session.connect(), self.cfg.realtime.connect_timeout + CONNECT_GUARD_S
-            )
             async for event in run.session:
                 if isinstance(event, ev.AgentStopped):
                     stop_reason = event.reason
@@ -326,9 +368,36 @@ class Appliance:
             with contextlib.suppress(Exception):
                 await run.session.close()
         finally:
+            if not connecting.done():
+                connecting.cancel()
+            await asyncio.wait({connecting})
             if run.close_reason is None:
-                run.close_reason = "error" if stop_reason == "connection_lost" else "server_closed"
+                failed = stop_reason in ("connection_lost", "connect_failed") or run.failure
+                run.close_reason = "error" if failed else "server_closed"
             self._session_finished(run)
+
+    async def _connect(self, run: _SessionRun) -> None:
+        try:
+            # The session applies connect_timeout itself and reports a typed failure on
+            # the event stream; this outer guard only catches a connect() that never returns.
+            await asyncio.wait_for(
+                run.session.connect(), self.cfg.realtime.connect_timeout + CONNECT_GUARD_S
+            )
+        except Exception as exc:
+            if run.failure is None:
+                # A connect() that raised without reporting a typed failure (a test double,
+                # the outer guard): still one error the owner sees.
+                info = ev.ErrorInfo(
+                    type="network_error",
+                    message=str(exc) or type(exc).__name__,
+                    code="connect_failed",
+                    kind="network",
+                )
+                run.failure = info
+                self.parts.emit(ev.Error(error=info))
+            log.debug("connect failed: %s", exc)
+            with contextlib.suppress(Exception):
+                await run.session.close()
 
     def _session_finished(self, run: _SessionRun) -> None:
         if self.run_ is not run:
@@ -339,6 +408,8 @@ class Appliance:
         reason = run.close_reason or "server_closed"
         self.parts.emit(ev.SessionClosed(reason=reason))
         self._reset_detector()
+        if run.failure is not None:
+            self._hold_failure(run.failure)  # one transition: straight to error, then idle
         self._emit_state(
             self.sm.update(
                 session="none",
@@ -347,6 +418,8 @@ class Appliance:
                 response_active=False,
                 playing=False,
                 approval_pending=False,
+                tools_running=0,
+                failure=self._failure_text(run.failure) if run.failure else "",
             )
         )
         self._refresh_leds()
@@ -375,6 +448,14 @@ class Appliance:
         cd = self.countdown
         out: list[ev.Event] = []
         match event:
+            case ev.Error(error=info) if info.kind is not None and run.failure is None:
+                # A typed failure (failures.py) ends the session: shown, then idle.
+                run.failure = info
+                log.warning(
+                    "session failure: kind=%s code=%s: %s", info.kind, info.code, info.message
+                )
+                if run.connected and self.run_ is run:
+                    self._spawn(self._end_session("error"))
             case ev.SessionConnected():
                 run.connected = True
                 cd.start(now)
@@ -397,12 +478,18 @@ class Appliance:
                 self.parts.speaker.end_of_item(item_id)
             case ev.AudioInterrupted():
                 self._flush_speaker(run)
-            case ev.AgentToolStart():
-                out += cd.set_busy("tool", True, now)
-            case ev.AgentToolEnd():
-                out += cd.set_busy("tool", False, now)
-            case ev.ToolApprovalRequested() if self.parts.agents is None:
-                out += cd.set_busy("approval", True, now)
+            # Busy is counted by identity: each call, approval and item on its own, so
+            # the first of two parallel tools to finish does not start the countdown.
+            case ev.AgentToolStart(call_id=call_id):
+                run.tools_running.add(call_id)
+                out += cd.set_busy(f"tool:{call_id}", True, now)
+                self._emit_state(self.sm.update(tools_running=len(run.tools_running)))
+            case ev.AgentToolEnd(call_id=call_id):
+                run.tools_running.discard(call_id)
+                out += cd.set_busy(f"tool:{call_id}", False, now)
+                self._emit_state(self.sm.update(tools_running=len(run.tools_running)))
+            case ev.ToolApprovalRequested(approval_id=approval_id) if self.parts.agents is None:
+                out += cd.set_busy(f"approval:{approval_id}", True, now)
                 self._emit_state(self.sm.update(approval_pending=True))
             case ev.UserTranscript() | ev.AssistantTranscript():
                 out += cd.activity(event.type, now)
@@ -429,7 +516,7 @@ class Appliance:
             return
         run.items_playing.add(item_id)
         self.parts.detector.pause()
-        self._set_busy("playing", True, playing=True)
+        self._set_busy(f"playing:{item_id}", True, playing=True)
 
     def speaker_progress(self, item_id: str, samples: int) -> None:
         if self.run_ is None:
@@ -443,6 +530,7 @@ class Appliance:
         if self.run_ is None:
             return
         self.run_.items_playing.discard(item_id)
+        self._set_busy(f"playing:{item_id}", False)
         if self.parts.agents is not None:
             self.parts.agents.playback_finished(item_id)
         else:
@@ -452,6 +540,11 @@ class Appliance:
         self.parts.detector.resume(self.cfg.wakeword.speaking_tail)
         if not self.sm.facts.playing:
             return
+        run = self.run_
+        for item_id in run.items_playing if run is not None else ():
+            self._set_busy(f"playing:{item_id}", False)
+        if run is not None:
+            run.items_playing.clear()
         self._set_busy("playing", False, playing=False)
 
     def speaker_callbacks(self) -> _SpeakerBridge:
@@ -472,6 +565,8 @@ class Appliance:
                 wakeups.append(run.started + self.cfg.session.max_session)
             if self.sm.state not in ("idle", "starting", "error", "muted"):
                 wakeups.append(now + 5.0)  # keep STATUS "in session N s" fresh
+            if self._failure_until is not None:
+                wakeups.append(self._failure_until)
             delay = max(0.0, min(wakeups) - now) if wakeups else 3600.0
             self._timer_kick.clear()
             with contextlib.suppress(TimeoutError):
@@ -479,6 +574,11 @@ class Appliance:
             await self._timer_fire()
 
     async def _timer_fire(self) -> None:
+        if self._failure_until is not None and self.parts.clock() >= self._failure_until:
+            self._failure_until = None
+            self._emit_state(self.sm.update(failure=""))
+            self._refresh_leds()
+            self._update_status()
         run = self.run_
         if run is None or not run.connected:
             return
@@ -568,6 +668,26 @@ class Appliance:
     def _error(self, kind: str, message: str) -> None:
         self.parts.emit(ev.Error(error=ev.ErrorInfo(type=kind, message=message)))
 
+    def _show_failure(self, info: ev.ErrorInfo) -> None:
+        """The error state and LED for ERROR_HOLD_S, then idle."""
+        self._hold_failure(info)
+        self._emit_state(self.sm.update(failure=self._failure_text(info)))
+        self._refresh_leds()
+        self._update_status()
+
+    @staticmethod
+    def _failure_text(info: ev.ErrorInfo) -> str:
+        return f"{info.kind or 'session'} error ({info.code or info.type})"
+
+    def _hold_failure(self, info: ev.ErrorInfo) -> None:
+        """Start the failure's display time; remember a rate limit's Retry-After."""
+        now = self.parts.clock()
+        if info.kind == "rate_limit" and info.retry_after:
+            self._retry_at = now + info.retry_after
+            self._retry_info = dataclasses.replace(info, retry_after=None)
+        self._failure_until = now + ERROR_HOLD_S
+        self._timer_kick.set()
+
     def _set_busy(self, cause: str, busy: bool, **facts: Any) -> None:
         """A cause of activity began or ended outside the session's events: the countdown,
         the state, the LEDs and the timers all hear of it."""
@@ -582,7 +702,7 @@ class Appliance:
             "state": self.sm.state,
             "countdown": self._remaining,
             "muted": facts.muted,
-            "error": bool(facts.error),
+            "error": bool(facts.error or facts.failure),
             "approval_pending": facts.approval_pending,
         }
         key = tuple(inputs.values())
@@ -606,8 +726,10 @@ class Appliance:
             text = f"listening for {names}"
         elif state == "muted":
             text = "muted"
-        elif state == "error":
+        elif state == "error" and self.sm.facts.error:
             text = f"{self.sm.facts.error}, retrying"
+        elif state == "error":
+            text = self.sm.facts.failure
         elif state == "starting":
             text = "starting"
         elif self.run_ is not None:

@@ -1,8 +1,8 @@
 """Button gesture + appliance state -> action (pure).
 
-gesture  approval pending*  idle  connecting/listening  thinking/speaking  other
-press    approve            wake  none                  interrupt          none
-double   reject             none  end_session           end_session        none
+gesture  approval pending*  idle  connecting/listening/working  thinking/speaking  other
+press    approve            wake  none                          interrupt          none
+double   reject             none  end_session                   end_session        none
 long     mute_toggle in every state
 (* approval pending counts only in a session; "other" = muted, starting, error)
 
@@ -14,7 +14,7 @@ the long press (the privacy switch) opens the microphone again.
 
 from __future__ import annotations
 
-IN_SESSION = ("connecting", "listening", "thinking", "speaking")
+IN_SESSION = ("connecting", "listening", "thinking", "working", "speaking")
 ACTIONS = ("wake", "interrupt", "approve", "reject", "end_session", "mute_toggle", "none")
 
 

@@ -6,6 +6,7 @@ or reordered event can never leave it stuck: the next fact corrects it.
 Transitions, as DESIGN.md draws them:
 
     starting -> idle -> connecting -> listening <-> thinking <-> speaking -> idle
+    listening/thinking <-> working (a tool runs)
     any -> muted -> idle ; any -> error -> idle
 
 ``speaking`` runs from the first played sample until the speaker drained,
@@ -26,7 +27,8 @@ SessionPhase = Literal["none", "connecting", "connected"]
 @dataclass(frozen=True)
 class Facts:
     ready: bool = False  # mic frames flow and the wake word model is loaded
-    error: str = ""  # non-empty while a fault is shown
+    error: str = ""  # non-empty while a device fault lasts (the microphone)
+    failure: str = ""  # non-empty while a session's failure is shown (a few seconds)
     muted: bool = False
     session: SessionPhase = "none"
     user_speaking: bool = False
@@ -34,10 +36,11 @@ class Facts:
     response_active: bool = False
     playing: bool = False  # the speaker has unplayed answer audio
     approval_pending: bool = False
+    tools_running: int = 0  # function calls whose output is not sent yet
 
 
 def derive(f: Facts) -> ApplianceState:
-    if f.error:
+    if f.error or f.failure:
         return "error"
     if not f.ready:
         return "starting"
@@ -51,6 +54,8 @@ def derive(f: Facts) -> ApplianceState:
         return "speaking"
     if f.user_speaking:
         return "listening"
+    if f.tools_running:
+        return "working"
     if f.response_active or f.awaiting_response:
         return "thinking"
     return "listening"

@@ -26,6 +26,7 @@ from daemon import events as ev
 from daemon.events import ErrorInfo, Event, HistoryItem, McpTool
 
 from .audio_chunks import BYTES_PER_MS, BYTES_PER_SAMPLE, SAMPLE_RATE, Chunker
+from .failures import from_status_details, kind_of
 from .settings import SessionSettings
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,7 @@ class RealtimeProtocol:
         self.mcp_server_labels: frozenset[str] | None = None
         self._approval_seq = 0
         self._expired = False
+        self._awaiting_answer = False  # the user's turn ended; the server will answer
 
     def __repr__(self) -> str:
         return (
@@ -254,6 +256,17 @@ class RealtimeProtocol:
     @property
     def response_active(self) -> bool:
         return self._active_response is not None or self._requested is not None
+
+    @property
+    def expecting_server(self) -> bool:
+        """An answer is expected or arriving: the server should be sending (liveness.py).
+
+        True from the user's turn end (server VAD creates the response) or a sent
+        response.create until response.done, an error that ends it, or a timeout.
+        """
+        if self.closed or not self.configured:
+            return False
+        return self._awaiting_answer or self.response_active
 
     @property
     def history(self) -> tuple[HistoryItem, ...]:
@@ -309,12 +322,77 @@ class RealtimeProtocol:
             stop = "closed"
         else:
             stop = "connection_lost"
+            why = f"the connection was lost (close code {code}{', ' + reason if reason else ''})"
+            self._emit(
+                ev.Error(
+                    error=ErrorInfo(
+                        type="network_error", message=why, code="connection_lost", kind="network"
+                    )
+                )
+            )
         self._stop(stop, code)
 
-    def connection_failed(self) -> None:
-        """The socket never opened (or the session was never configured)."""
+    def connection_failed(self, error: ErrorInfo | None = None) -> None:
+        """The socket never opened (or the session was never configured): ``error``
+        (a typed failure, failures.py) then agent_stopped(reason="connect_failed")."""
         if not self.closed:
+            if error is not None:
+                self._emit(ev.Error(error=error))
             self._stop("connect_failed", None)
+
+    def link_dead(self, message: str) -> None:
+        """The link stopped carrying data (liveness.py said so): a typed ``network``
+        failure, then agent_stopped(reason="connection_lost"). The transport aborts
+        the socket next."""
+        if self.closed:
+            return
+        self._emit(
+            ev.Error(
+                error=ErrorInfo(
+                    type="network_error", message=message, code="connection_lost", kind="network"
+                )
+            )
+        )
+        self._stop("connection_lost", None)
+
+    def response_timed_out(self, seconds: float) -> None:
+        """The link is alive but the awaited answer sent nothing for ``seconds``.
+
+        A started or requested response is given up: a ``server`` failure, the
+        response cancelled and ended (agent_end status "failed", its audio stopped).
+        A turn end the server never answered just stops being awaited.
+        """
+        if self.closed:
+            return
+        self._awaiting_answer = False
+        if not self.response_active:
+            log.info("no response %g s after the user's turn; listening again", seconds)
+            return
+        self._emit(
+            ev.Error(
+                error=ErrorInfo(
+                    type="server_error",
+                    message=f"the response sent nothing for {seconds:g} s",
+                    code="response_timeout",
+                    kind="server",
+                )
+            )
+        )
+        self._end_response_locally()
+
+    def _end_response_locally(self) -> None:
+        """End the active (or requested) response as if response.done(failed) came."""
+        self._awaiting_answer = False
+        self._create_queue.clear()
+        self._want_tool_response = False
+        rid = self._active_response
+        if rid is not None:
+            self._send({"type": "response.cancel", "response_id": rid})
+            self._interrupted_responses.add(rid)  # late audio of it must not play
+            self._finish_response({"id": rid, "status": "failed"})
+        elif self._requested is not None:
+            self._requested = None
+            self._cancel_on_create = True  # if it is created after all, cancel it
 
     def _stop(self, reason: str, code: int | None) -> None:
         self._emit(ev.AgentStopped(reason=reason, code=code))
@@ -589,13 +667,22 @@ class RealtimeProtocol:
     def _on_error(self, e: dict[str, Any]) -> None:
         err = _d(e, "error")
         code = _opt_s(err, "code")
+        # A server_error, quota, rate limit or auth error is a failure (failures.py);
+        # most other errors (commit_empty, cancel_not_active) leave the session as it was.
+        kind = kind_of(_opt_s(err, "type"), code)
         info = ErrorInfo(
             type=_s(err, "type") or "server_error",
             message=_s(err, "message") or "(no message)",
             code=code,
             param=_opt_s(err, "param"),
             event_id=_opt_s(err, "event_id"),
+            kind=kind,
         )
+        if kind is not None:
+            # No response.done may follow (seen with server_error mid-answer): end it here.
+            self._emit(ev.Error(error=info))
+            self._end_response_locally()
+            return
         if code == "session_expired":
             self._expired = True
         elif code == "conversation_already_has_active_response":
@@ -610,6 +697,7 @@ class RealtimeProtocol:
     # ---------------------------------------------------------------- user turn
 
     def _on_speech_started(self, e: dict[str, Any]) -> None:
+        self._awaiting_answer = False
         self._emit(
             ev.UserStartedSpeaking(item_id=_s(e, "item_id"), audio_ms=_i(e, "audio_start_ms"))
         )
@@ -617,6 +705,7 @@ class RealtimeProtocol:
             self._cancel_response()  # the server keeps going on its own: stop it
 
     def _on_speech_stopped(self, e: dict[str, Any]) -> None:
+        self._awaiting_answer = self.settings.create_response
         self._emit(ev.UserStoppedSpeaking(item_id=_s(e, "item_id"), audio_ms=_i(e, "audio_end_ms")))
 
     def _on_transcription_completed(self, e: dict[str, Any]) -> None:
@@ -769,6 +858,7 @@ class RealtimeProtocol:
         rid = _s(_d(e, "response"), "id")
         self._active_response = rid
         self._requested = None
+        self._awaiting_answer = False
         self._response_items.setdefault(rid, [])
         self._emit(ev.AgentStart(agent=self.agent_name, response_id=rid))
         if self._cancel_on_create:
@@ -792,7 +882,14 @@ class RealtimeProtocol:
         except (binascii.Error, ValueError):
             self._error("invalid_event", "response.output_audio.delta: 'delta' is not base64")
             return
-        if item_id and item_id not in self._history:
+        if item_id not in self._history:
+            if self._active_response is None:
+                # Nothing would ever end it (no response.done): it must not hold the speaker.
+                self._error(
+                    "invalid_event",
+                    f"audio for item {item_id[:40]!r}, which no active response announced: dropped",
+                )
+                return
             self._upsert(HistoryItem(item_id=item_id, kind="message", role="assistant"))
         if item_id not in self._audio_started:
             self._audio_started.add(item_id)
@@ -857,6 +954,15 @@ class RealtimeProtocol:
 
     def _on_response_done(self, e: dict[str, Any]) -> None:
         response = _d(e, "response")
+        status = _s(response, "status")
+        if status == "failed":
+            # The reason (insufficient_quota, rate limits, server_error) is a failure.
+            self._emit(ev.Error(error=from_status_details(status, _d(response, "status_details"))))
+            self._create_queue.clear()
+            self._want_tool_response = False
+        self._finish_response(response)
+
+    def _finish_response(self, response: dict[str, Any]) -> None:
         rid = _s(response, "id") or (self._active_response or "")
         for raw in _l(response, "output"):
             if isinstance(raw, dict):

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -29,6 +31,8 @@ from daemon.listener import AgentListener
 
 from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
+from .failures import RealtimeFailure, from_exception, missing_key
+from .liveness import Liveness, LivenessBounds
 from .settings import SessionSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,14 @@ ws_log = logging.getLogger("daemon.realtime.websocket")
 
 CLOSE_TIMEOUT = 5.0  # seconds for the closing handshake before the TCP link is cut
 DRAIN_TIMEOUT = 5.0  # seconds close() waits for handlers to see agent_stopped
+
+
+class MissingApiKey(RealtimeFailure, ValueError):
+    """No API key for a non-loopback URL: a typed ``auth`` failure."""
+
+
+class ConnectTimeout(RealtimeFailure, TimeoutError):
+    """Not configured within connect_timeout: a typed ``network`` failure."""
 
 
 class PlaybackTracker(Protocol):
@@ -100,13 +112,16 @@ class RealtimeSession:
         connect_timeout: float = 10.0,
         tool_runner: ToolRunner | None = None,
         playback_tracking: bool = True,
+        liveness: LivenessBounds | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
             check_url(url, "url")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         if api_key is None and not is_loopback(url):
-            raise ValueError("api_key: required for a non-loopback URL (only a local simulator)")
+            # A typed auth failure (and still a ValueError for SDK callers).
+            raise MissingApiKey(missing_key("an api_key; required for a non-loopback URL"))
         if api_key is not None and (not api_key or any(c.isspace() for c in api_key)):
             raise ValueError("api_key: must be non-empty and contain no whitespace")
         if ping_interval <= 0 or connect_timeout <= 0:
@@ -115,6 +130,14 @@ class RealtimeSession:
         self.__api_key = api_key  # name-mangled; never logged or shown
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
+        # ping_interval is the quiet time while listening before a ping checks the link.
+        self.liveness_bounds = liveness or LivenessBounds(listen_silence=ping_interval)
+        self._clock = clock
+        self._liveness: Liveness | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._watch_kick = asyncio.Event()
+        self._expecting = False
+        self._pings: set[asyncio.Task[None]] = set()
         self.tool_runner = tool_runner
         self._engine = RealtimeProtocol(
             settings, agent_name=agent_name, playback_tracking=playback_tracking
@@ -162,8 +185,10 @@ class RealtimeSession:
     async def connect(self) -> None:
         """Emit agent_starting, open the websocket, configure the session.
 
-        Returns once ``session.updated`` arrived. Raises ConnectionError /
-        TimeoutError (after emitting agent_stopped) if that does not happen.
+        Returns once ``session.updated`` arrived. If that does not happen, emits a
+        typed ``error`` (failures.py: network, auth, rate_limit ...) and
+        agent_stopped(reason="connect_failed"), then raises ``RealtimeFailure``
+        (a ConnectionError carrying that ErrorInfo).
         """
         if self._started:
             raise RuntimeError("connect() may be called only once per session")
@@ -178,30 +203,37 @@ class RealtimeSession:
                         self.url,
                         additional_headers=headers,
                         max_size=None,  # retrieved items carry whole audio
-                        ping_interval=self.ping_interval,
-                        ping_timeout=max(self.ping_interval, 10.0),
+                        # Our own liveness check replaces websockets' keepalive: its
+                        # ping waits behind a full send buffer on a dead link.
+                        ping_interval=None,
                         close_timeout=CLOSE_TIMEOUT,
                         open_timeout=None,  # the timeout above covers it
                         proxy=None if is_loopback(self.url) else True,
                         logger=_Redacting(ws_log, key),
                     )
                 except Exception as exc:
-                    self._engine.connection_failed()
+                    info = from_exception(exc, key)
+                    info = dataclasses.replace(
+                        info, message=f"cannot connect to {self.url}: {info.message}"
+                    )
+                    self._engine.connection_failed(info)
                     self._pump()
-                    raise ConnectionError(
-                        f"cannot connect to {self.url}: {type(exc).__name__}: {exc}"
-                    ) from None
+                    raise RealtimeFailure(info) from None
                 self._engine.connection_made()
                 loop = asyncio.get_running_loop()
+                self._liveness = Liveness(self.liveness_bounds, self._clock())
                 self._writer = loop.create_task(self._write_loop(self._ws), name="voicepi-ws-tx")
                 self._reader = loop.create_task(self._read_loop(self._ws), name="voicepi-ws-rx")
                 self._pump()
                 await self._ready.wait()
         except TimeoutError:
-            await self._abort()
-            raise TimeoutError(
-                f"session not configured within {self.connect_timeout:g} s ({self.url})"
-            ) from None
+            info = from_exception(
+                TimeoutError(
+                    f"session not configured within {self.connect_timeout:g} s ({self.url})"
+                )
+            )
+            await self._abort(info)
+            raise ConnectTimeout(info) from None
         except asyncio.CancelledError:
             await self._abort()
             raise
@@ -209,10 +241,13 @@ class RealtimeSession:
             raise ConnectionError(
                 f"session ended before it was configured ({self._engine.stop_reason})"
             )
+        self._watcher = asyncio.get_running_loop().create_task(
+            self._watch(self._ws), name="voicepi-ws-liveness"
+        )
 
-    async def _abort(self) -> None:
+    async def _abort(self, info: ErrorInfo | None = None) -> None:
         """Connecting failed half way: drop the socket, stop with connect_failed."""
-        self._engine.connection_failed()
+        self._engine.connection_failed(info)
         self._pump()
         if self._ws is not None:
             with contextlib.suppress(Exception):
@@ -238,7 +273,11 @@ class RealtimeSession:
 
     async def _finish(self) -> None:
         current = asyncio.current_task()
-        tasks = [t for t in (*self._tool_tasks, self._writer, self._reader) if t is not None]
+        tasks = [
+            t
+            for t in (*self._tool_tasks, *self._pings, self._watcher, self._writer, self._reader)
+            if t is not None
+        ]
         for task in tasks:
             if task is not current and not task.done():
                 task.cancel()
@@ -342,10 +381,16 @@ class RealtimeSession:
             self._ready.set()
         if self._engine.closed:
             self._stopped.set()
+        expecting = self._engine.expecting_server
+        if expecting != self._expecting or self._engine.closed:
+            self._expecting = expecting
+            self._watch_kick.set()  # the liveness bounds changed
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         try:
             async for frame in ws:
+                if self._liveness is not None:
+                    self._liveness.frame(self._clock())
                 self._engine.receive_text(frame)
                 self._pump()
         except ConnectionClosed:
@@ -373,6 +418,45 @@ class RealtimeSession:
         finally:
             self._outbox.clear()
             self._outbox_empty.set()
+
+    async def _watch(self, ws: ClientConnection) -> None:
+        """Liveness (liveness.py): ping a quiet server, end a dead link, give up a lost answer."""
+        assert self._liveness is not None
+        live = self._liveness
+        b = self.liveness_bounds
+        while not self._engine.closed:
+            now = self._clock()
+            expecting = self._engine.expecting_server
+            verdict, wake_at = live.check(now, expecting)
+            if verdict == "ping":
+                task = asyncio.get_running_loop().create_task(self._ping(ws))
+                self._pings.add(task)
+                task.add_done_callback(self._pings.discard)
+            elif verdict == "dead":
+                silent = now - live.last_heard
+                what = "during an answer" if expecting else "while listening"
+                log.warning("link dead: no frame or pong for %.1f s %s", silent, what)
+                self._engine.link_dead(
+                    f"the link is dead: no data from the server for {silent:.1f} s {what}"
+                )
+                self._pump()
+                ws.transport.abort()  # no closing handshake can pass a dead link
+                return
+            elif verdict == "response_timeout":
+                self._engine.response_timed_out(b.response_timeout)
+                self._pump()
+            self._watch_kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._watch_kick.wait(), max(0.0, wake_at - self._clock()))
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        # On a dead link ping() itself may wait behind a full send buffer; the
+        # deadline is counted from when it was due, not from when it left.
+        with contextlib.suppress(Exception):
+            pong = await ws.ping()
+            await pong
+            if self._liveness is not None:
+                self._liveness.pong(self._clock())
 
     # ================================================================ tools
 

@@ -7,9 +7,10 @@ pixel ring thread and the tests share one definition.
 
 Default vocabulary (DESIGN.md, in the spirit of Home Assistant Voice PE):
 idle off, wake (connecting) fast flash, listening solid, thinking pulse,
-speaking breathe, countdown blink once per second, muted red, error red fast
-pulse, approval pending a fast magenta blink. Precedence when several facts
-hold: error > muted > approval > countdown > state.
+working (a tool runs) violet spin, speaking breathe, countdown blink once
+per second, muted red, error red fast pulse, approval pending a fast magenta
+blink. Precedence when several facts hold: error > muted > approval >
+countdown > state.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ DEFAULTS: dict[str, Pattern] = {
     "connecting": Pattern("connecting", (0, 255, 255), "blink", 0.25),
     "listening": Pattern("listening", (0, 0, 255)),
     "thinking": Pattern("thinking", (0, 128, 255), "pulse", 1.0),
+    "working": Pattern("working", (128, 0, 255), "spin", 1.2),  # a tool runs
     "speaking": Pattern("speaking", (0, 255, 128), "breathe", 2.0),
     "countdown": Pattern("countdown", (255, 140, 0), "blink", 1.0),
     "approval": Pattern("approval", (255, 0, 255), "blink", 0.5, duty=0.3),
@@ -92,7 +94,7 @@ DEFAULTS: dict[str, Pattern] = {
 assert tuple(DEFAULTS) == LED_PATTERN_KEYS
 assert set(EFFECT_PERIODS) == set(LED_EFFECTS)
 
-IN_SESSION = ("connecting", "listening", "thinking", "speaking")
+IN_SESSION = ("connecting", "listening", "thinking", "working", "speaking")
 
 
 def parse_color(text: str) -> Color:
