@@ -105,7 +105,25 @@ class RealtimeConfig:
         10.0, min=1.0, max=120.0, doc="Seconds to connect and be configured."
     )
     ping_interval: float = opt(
-        20.0, min=1.0, max=300.0, doc="Websocket keepalive ping interval, seconds."
+        5.0,
+        min=1.0,
+        max=300.0,
+        doc="Server silence while listening before a ping checks the link, seconds.",
+    )
+    answer_silence: float = opt(
+        3.0,
+        min=0.5,
+        max=60.0,
+        doc="Server silence while an answer is expected or arriving before a ping, seconds.",
+    )
+    pong_timeout: float = opt(
+        2.0, min=0.5, max=60.0, doc="A ping unanswered this long means the link is dead, seconds."
+    )
+    response_timeout: float = opt(
+        15.0,
+        min=2.0,
+        max=300.0,
+        doc="A started answer silent this long (link alive) is given up, seconds.",
     )
 
 

@@ -231,6 +231,30 @@ def error(code: str | None, message: str = "boom", event_id: str | None = None) 
     )
 
 
+def server_error(message: str = "The server had an error.") -> dict[str, Any]:
+    """An ``error`` of type server_error (seen mid-answer with no response.done after it)."""
+    return _ev(
+        {
+            "type": "error",
+            "error": {"type": "server_error", "code": None, "message": message, "param": None},
+        }
+    )
+
+
+def response_failed(
+    rid: str = "resp_1", code: str = "insufficient_quota", type_: str = "insufficient_quota"
+) -> dict[str, Any]:
+    """``response.done`` with status failed and its ``status_details.error``."""
+    response = {
+        "id": rid,
+        "object": "realtime.response",
+        "status": "failed",
+        "status_details": {"type": "failed", "error": {"type": type_, "code": code}},
+        "output": [],
+    }
+    return _ev({"type": "response.done", "response": response})
+
+
 def function_call_item(item_id: str, call_id: str, name: str, args: str) -> dict[str, Any]:
     return {
         "id": item_id,

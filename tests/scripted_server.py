@@ -35,9 +35,19 @@ TIMEOUT = 10.0  # generous: a tolerance for a loaded machine, not a speed check
 
 
 class ScriptedServer:
-    def __init__(self, *, configure: bool = True, reject_status: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        configure: bool = True,
+        reject_status: int | None = None,
+        reject_body: bytes | None = None,
+        reject_headers: dict[str, str] | None = None,
+    ) -> None:
         self.configure = configure
         self.reject_status = reject_status
+        self.reject_body = reject_body  # None: echo the credential back
+        self.reject_headers = reject_headers or {}
+        self.handshakes = 0  # connection attempts seen
         self.received: list[dict[str, Any]] = []
         self.invalid: list[str] = []
         self.request_headers: Headers | None = None
@@ -88,8 +98,16 @@ class ScriptedServer:
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         self.request_headers = request.headers
         self.path = request.path
+        self.handshakes += 1
         if self.reject_status is None:
             return None
+        if self.reject_body is not None:
+            response = conn.respond(HTTPStatus(self.reject_status), self.reject_body.decode())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            for name, value in self.reject_headers.items():
+                response.headers[name] = value
+            return response
         # Echo the credential back, as a hostile or chatty server might: the
         # client must still never show it.
         auth = request.headers.get("Authorization", "")

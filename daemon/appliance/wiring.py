@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import events as ev
 from ..agents import AgentCallbacks, AgentRuntime
-from ..config import Config
+from ..config import Config, RealtimeConfig
+from ..realtime.liveness import LivenessBounds
 from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
 from ..wakeword import WakeWordDetector
@@ -132,6 +133,8 @@ def build(
             ping_interval=live.realtime.ping_interval,
             connect_timeout=live.realtime.connect_timeout,
             tool_runner=agents.tool_runner,
+            liveness=liveness_bounds(live.realtime),
+            clock=clock,
         )
         agents.attach(session)
         return session
@@ -209,6 +212,16 @@ def _button(
         log.error("button unavailable: %s", exc)
         return
     closers.append(button.close)
+
+
+def liveness_bounds(rt: RealtimeConfig) -> LivenessBounds:
+    """The [realtime] liveness keys as the session's bounds."""
+    return LivenessBounds(
+        answer_silence=rt.answer_silence,
+        listen_silence=rt.ping_interval,
+        pong_timeout=rt.pong_timeout,
+        response_timeout=rt.response_timeout,
+    )
 
 
 async def run_until_stopped(built: Built) -> int:

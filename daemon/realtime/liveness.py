@@ -52,6 +52,7 @@ class Liveness:
         self.ping_sent: float | None = None
         self._expect_since: float | None = None
         self._timed_out = False
+        self.pongs = 0  # pongs received (for tests and the bench)
 
     def frame(self, now: float) -> None:
         """A server frame arrived."""
@@ -63,6 +64,7 @@ class Liveness:
         """The answer to our ping arrived: the link carries data both ways."""
         self.last_heard = now
         self.ping_sent = None
+        self.pongs += 1
 
     def check(self, now: float, expecting: bool) -> tuple[Verdict, float]:
         """What to do at ``now`` and when to call again (an absolute time on the same clock).
