@@ -48,6 +48,7 @@ class ScriptedServer:
         self.reject_body = reject_body  # None: echo the credential back
         self.reject_headers = reject_headers or {}
         self.handshakes = 0  # connection attempts seen
+        self.connections: list[ServerConnection] = []  # accepted, in order
         self.received: list[dict[str, Any]] = []
         self.invalid: list[str] = []
         self.request_headers: Headers | None = None
@@ -118,6 +119,8 @@ class ScriptedServer:
 
     async def _handler(self, conn: ServerConnection) -> None:
         self.conn = conn
+        self.updated_sent_at = None  # each connection is configured afresh
+        self.connections.append(conn)
         self._connected.set()
         try:
             await conn.send(json.dumps(S.session_created()))
