@@ -26,7 +26,7 @@ from ..config import Config
 from ..countdown import Expired, InactivityCountdown
 from .audio_path import AudioPath
 from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
-from .state import ApplianceStateMachine
+from .state import ApplianceStateMachine, session_facts
 
 log = logging.getLogger("voicepi.appliance")
 
@@ -462,16 +462,12 @@ class Appliance:
                 self._emit_state(self.sm.update(session="connected"))
             case ev.UserStartedSpeaking():
                 out += cd.set_busy("user_speaking", True, now)
-                self._emit_state(self.sm.update(user_speaking=True))
             case ev.UserStoppedSpeaking():
                 out += cd.set_busy("user_speaking", False, now)
-                self._emit_state(self.sm.update(user_speaking=False, awaiting_response=True))
             case ev.AgentStart():
                 out += cd.set_busy("response", True, now)
-                self._emit_state(self.sm.update(response_active=True, awaiting_response=False))
             case ev.AgentEnd():
                 out += cd.set_busy("response", False, now)
-                self._emit_state(self.sm.update(response_active=False, awaiting_response=False))
             case ev.Audio(item_id=item_id, data=data):
                 self.parts.speaker.write(item_id, data)
             case ev.AudioStopped(item_id=item_id):
@@ -495,6 +491,9 @@ class Appliance:
                 out += cd.activity(event.type, now)
             case _:
                 pass
+        changes = session_facts(event)
+        if changes:
+            self._emit_state(self.sm.update(**changes))
         if not isinstance(event, ev.Audio | ev.TransportEvent):
             self.parts.emit(event)
         self._emit_countdown(out)

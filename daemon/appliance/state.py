@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from .. import events as ev
 from ..events import ApplianceState, StateChanged
 
 SessionPhase = Literal["none", "connecting", "connected"]
@@ -59,6 +60,23 @@ def derive(f: Facts) -> ApplianceState:
     if f.response_active or f.awaiting_response:
         return "thinking"
     return "listening"
+
+
+def session_facts(event: ev.Event) -> dict[str, object]:
+    """The facts a session event changes: the appliance's one mapping (app.py uses it,
+    the liveness property test folds it). A typed failure ends the turn it was in."""
+    match event:
+        case ev.UserStartedSpeaking():
+            return {"user_speaking": True}
+        case ev.UserStoppedSpeaking():
+            return {"user_speaking": False, "awaiting_response": True}
+        case ev.AgentStart():
+            return {"response_active": True, "awaiting_response": False}
+        case ev.AgentEnd():
+            return {"response_active": False, "awaiting_response": False}
+        case ev.Error(error=info) if info.kind is not None:
+            return {"response_active": False, "awaiting_response": False}
+    return {}
 
 
 class ApplianceStateMachine:

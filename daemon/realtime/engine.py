@@ -358,21 +358,18 @@ class RealtimeProtocol:
     def response_timed_out(self, seconds: float) -> None:
         """The link is alive but the awaited answer sent nothing for ``seconds``.
 
-        A started or requested response is given up: a ``server`` failure, the
-        response cancelled and ended (agent_end status "failed", its audio stopped).
-        A turn end the server never answered just stops being awaited.
+        A ``server`` failure: a started response is cancelled and ended (agent_end
+        status "failed", its audio stopped); a requested or awaited one (server VAD
+        always answers a turn) stops being awaited.
         """
         if self.closed:
             return
-        self._awaiting_answer = False
-        if not self.response_active:
-            log.info("no response %g s after the user's turn; listening again", seconds)
-            return
+        what = "the response" if self.response_active else "no response to the user's turn:"
         self._emit(
             ev.Error(
                 error=ErrorInfo(
                     type="server_error",
-                    message=f"the response sent nothing for {seconds:g} s",
+                    message=f"{what} nothing from the server for {seconds:g} s",
                     code="response_timeout",
                     kind="server",
                 )
@@ -882,14 +879,16 @@ class RealtimeProtocol:
         except (binascii.Error, ValueError):
             self._error("invalid_event", "response.output_audio.delta: 'delta' is not base64")
             return
+        active = self._active_response
+        if active is None or (rid and rid != active):
+            # Nothing would ever end it (no response.done of its own): it must not hold
+            # the speaker. The server streams audio only inside the active response.
+            self._error(
+                "invalid_event",
+                f"audio for item {item_id[:40]!r} outside the active response: dropped",
+            )
+            return
         if item_id not in self._history:
-            if self._active_response is None:
-                # Nothing would ever end it (no response.done): it must not hold the speaker.
-                self._error(
-                    "invalid_event",
-                    f"audio for item {item_id[:40]!r}, which no active response announced: dropped",
-                )
-                return
             self._upsert(HistoryItem(item_id=item_id, kind="message", role="assistant"))
         if item_id not in self._audio_started:
             self._audio_started.add(item_id)
