@@ -623,8 +623,23 @@ def to_toml(cfg: Config, *, redact: bool = True) -> str:
     return "\n".join(lines)
 
 
+# Where the key is looked for, in order (for the start-up warning and check-config).
+API_KEY_PLACES = (
+    "the systemd credential openai-api-key ($CREDENTIALS_DIRECTORY), then OPENAI_API_KEY"
+)
+
+
 def api_key(environ: Mapping[str, str] | None = None) -> str | None:
     """The OpenAI key: the systemd credential first, then OPENAI_API_KEY. Never log it."""
+    return find_api_key(environ)[0]
+
+
+def find_api_key(environ: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+    """(key, where it was found: "credential" or "OPENAI_API_KEY"), or (None, "").
+
+    An empty or blank credential counts as none: the unit's SetCredential= fallback
+    (a newline) stands in for a missing key file so the service still starts.
+    """
     env = os.environ if environ is None else environ
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
@@ -633,9 +648,9 @@ def api_key(environ: Mapping[str, str] | None = None) -> str | None:
         except OSError:
             key = ""
         if key:
-            return key
+            return key, "credential"
     key = env.get("OPENAI_API_KEY", "").strip()
-    return key or None
+    return (key, "OPENAI_API_KEY") if key else (None, "")
 
 
 def field_docs(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

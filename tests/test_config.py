@@ -95,7 +95,17 @@ def test_api_key_never_printed_credential_wins(tmp_path: Path) -> None:
     out = cli("check-config", env=env)
     assert out.returncode == 0
     assert "sk-from" not in out.stdout + out.stderr
-    assert "# api key: set" in out.stdout
+    assert "# API key: found (credential)" in out.stdout
+    # The unit's fallback for a missing key file (SetCredential=openai-api-key:\\n): none.
+    (creds / "openai-api-key").write_text("\n")
+    assert config.find_api_key({"CREDENTIALS_DIRECTORY": str(creds)}) == (None, "")
+    env["CREDENTIALS_DIRECTORY"] = str(creds)
+    out = cli("check-config", env=env)
+    assert "# API key: found (OPENAI_API_KEY)" in out.stdout
+    env["OPENAI_API_KEY"] = ""  # blank counts as unset (the test's environment may have one)
+    out = cli("check-config", env=env)
+    assert out.returncode == 0
+    assert "# API key: not found (looked for the systemd credential openai-api-key" in out.stdout
 
 
 def test_every_key_is_documented_in_the_readme() -> None:

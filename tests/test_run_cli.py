@@ -211,3 +211,36 @@ async def test_demo_runs_end_to_end_and_exits_zero(tmp_path: Path) -> None:
         assert expected in text, f"{expected!r} missing from the demo timeline:\n{text}"
     assert text.index("countdown  5") < text.index("countdown  1")
     assert (tmp_path / "answer.wav").stat().st_size > 24000
+
+
+async def test_no_key_warns_at_start_up_and_each_wake_is_an_auth_error(tmp_path: Path) -> None:
+    """Issue 17: no traceback from an asyncio callback, no silent idle; the start-up
+    summary says what opened and that no key was found."""
+    cfg = _write_config(
+        tmp_path / "config.toml", "wss://api.openai.com/v1/realtime", tmp_path / "out.wav"
+    )
+    d = await _start(cfg)
+    try:
+        warn = await d.wait_for(lambda r: "no OpenAI API key" in r.get("msg", ""))
+        assert warn["level"] == "warning"
+        assert "openai-api-key" in warn["msg"] and "OPENAI_API_KEY" in warn["msg"]
+        summary = await d.wait_for(lambda r: " ready: mic " in r.get("msg", ""))
+        assert summary["level"] == "info"
+        for part in ("demo.wav", "16000 Hz", "hey_jarvis>=0.5", "api.openai.com", "gpt-realtime"):
+            assert part in summary["msg"], summary["msg"]
+        assert summary["msg"].endswith("API key not found")
+        err = await d.wait_for(lambda r: r.get("event") == "error", 40)
+        assert (err["kind"], err["code"]) == ("auth", "missing_api_key"), err
+        await d.wait_for(lambda r: r.get("event") == "state_changed" and r["state"] == "error")
+        await d.wait_for(
+            lambda r: (
+                r.get("event") == "state_changed"
+                and r["state"] == "idle"
+                and r["previous"] == "error"
+            )
+        )
+    finally:
+        if d.proc.returncode is None:
+            d.proc.send_signal(signal.SIGTERM)
+    assert await d.finish() == 0
+    assert not any("Traceback" in line for line in d.raw), "\n".join(d.raw)

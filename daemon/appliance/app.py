@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -68,6 +70,7 @@ class Parts:
     wake_names: tuple[str, ...] = ("hey_jarvis",)
     # daemon.agents.AgentRuntime: approvals, and playback reports for end_session.
     agents: AgentsPort | None = None
+    api_key_found: bool | None = None  # for the start-up summary (never the key itself)
 
 
 @dataclass
@@ -272,7 +275,38 @@ class Appliance:
         self._update_status()
         if not self._ready_sent:
             self._ready_sent = True
+            self._log_summary()
             self.parts.notifier.ready()
+
+    def _log_summary(self) -> None:
+        """One info record of what started: the first thing to read in a bug report."""
+        from .. import __version__
+
+        mic, spk, det = self.mic, self.parts.speaker, self.parts.detector
+        names = getattr(det, "names", self.parts.wake_names)
+        thresholds = getattr(det, "thresholds", ())
+        wake = ", ".join(
+            f"{n}>={t:g}" if isinstance(t, float) else n
+            for n, t in itertools.zip_longest(names, thresholds[: len(names)])
+        )
+        rt = self.cfg.realtime
+        key = {True: "found", False: "not found", None: "not needed"}[self.parts.api_key_found]
+        log.info(
+            "voicepi %s ready: mic %r %s Hz %s ch; speaker %r %s Hz %s ch; wake %s; "
+            "realtime %s model %s; barge-in %s; API key %s",
+            __version__,
+            getattr(mic, "name", self.cfg.audio.input),
+            getattr(mic, "rate", "?"),
+            getattr(mic, "channels", "?"),
+            getattr(spk, "name", self.cfg.audio.output),
+            getattr(spk, "rate", "?"),
+            getattr(spk, "channels", 1),
+            wake,
+            urlsplit(rt.url).netloc,
+            rt.model,
+            self.cfg.audio.barge_in,
+            key,
+        )
 
     def _reset_detector(self) -> None:
         # Detections count samples since the reset; remember where that was on our timeline.

@@ -22,7 +22,7 @@ from .. import events as ev
 from ..agents import AgentCallbacks, AgentRuntime
 from ..config import Config, RealtimeConfig
 from ..realtime.liveness import LivenessBounds
-from ..realtime.session import RealtimeSession
+from ..realtime.session import RealtimeSession, is_loopback
 from ..realtime.settings import SessionSettings
 from ..wakeword import WakeWordDetector
 from .app import Appliance, Parts
@@ -152,6 +152,7 @@ def build(
         clock=clock,
         wake_names=tuple(detector.names),
         agents=agents,
+        api_key_found=None if is_loopback(cfg.realtime.url) else api_key is not None,
     )
     app = Appliance(cfg, parts, max_sessions=max_sessions)
     holder["app"] = app

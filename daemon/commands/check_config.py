@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config.load_or_exit(args.config)
     print(config.to_toml(cfg), end="")
-    key = config.api_key()
-    print(f"# api key: {'set' if key else 'not set'}")
+    key, source = config.find_api_key()
+    # Whether, and where, never the value.
+    found = f"found ({source})" if key else f"not found (looked for {config.API_KEY_PLACES})"
+    print(f"# API key: {found}")
     return 0

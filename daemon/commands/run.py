@@ -48,11 +48,19 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
     from ..appliance.reload import plan_reload
     from ..appliance.wiring import build, run_until_stopped
     from ..notify import Notifier
+    from ..realtime.session import is_loopback
 
     notifier = Notifier()
     notifier.status("loading wake word models")
+    key, _ = config.find_api_key()
+    if key is None and not is_loopback(cfg.realtime.url):
+        log.warning(
+            "no OpenAI API key: looked for %s; the wake word works, but each wake "
+            "shows an auth error until the key is added",
+            config.API_KEY_PLACES,
+        )
     try:
-        built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=config.api_key())
+        built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=key)
     except config.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr, flush=True)
         return config.EX_CONFIG
