@@ -251,7 +251,7 @@ elif [ -s "$KEY_FILE" ]; then
 	chmod 0600 "$KEY_FILE"
 	say "kept the API key in $KEY_FILE"
 elif [ "$key_mode" != none ]; then
-	warn "no API key yet: voicepi hears the wake word but cannot answer. Add it with"
+	warn "no API key yet: voicepi starts and hears the wake word, but each wake shows an auth error. Add it with"
 	warn "  sudo $0 --key-stdin < keyfile   (or write $KEY_FILE, mode 0600)"
 fi
 unset api_key

@@ -364,12 +364,12 @@ class RealtimeProtocol:
         """
         if self.closed:
             return
-        what = "the response" if self.response_active else "no response to the user's turn:"
+        what = "the response stalled" if self.response_active else "no response to the user's turn"
         self._emit(
             ev.Error(
                 error=ErrorInfo(
                     type="server_error",
-                    message=f"{what} nothing from the server for {seconds:g} s",
+                    message=f"{what}: nothing from the server for {seconds:g} s",
                     code="response_timeout",
                     kind="server",
                 )

@@ -359,6 +359,44 @@ def test_stop_is_clean(installed: Container) -> None:
     installed.run("systemctl start voicepi", timeout=120)
 
 
+def test_ready_without_a_key(installed: Container) -> None:
+    """Issue 17: a missing key file must not stop the unit (LoadCredential= alone fails
+    with 243/CREDENTIALS): it reaches READY, warns where it looked, and a wake (demo.wav
+    says "hey jarvis") is an auth error, not a traceback."""
+    box = installed
+    good = box.run("cat /etc/voicepi/config.toml").stdout
+    key = "/etc/voicepi/credentials/openai-api-key"
+    box.run(f"mv {key} /root/key.saved")
+    # A real (non-loopback) URL: the key is needed, and no connection is ever tried.
+    box.run(
+        "cat > /etc/voicepi/config.toml",
+        input=good.replace(
+            next(line for line in good.splitlines() if line.startswith("url")),
+            'url = "wss://api.openai.com/v1/realtime"',
+        ),
+    )
+    try:
+        box.run("systemctl restart voicepi", timeout=120)
+        props = box.wait_for("voicepi", 90, ActiveState="active", SubState="running")
+        invocation = box.show("voicepi", "InvocationID")["InvocationID"]
+        deadline = time.monotonic() + 90
+        while not journal(box, f"_SYSTEMD_INVOCATION_ID={invocation}", "EVENT=error"):
+            assert time.monotonic() < deadline, box.run("journalctl -u voicepi -n 60").stdout
+            time.sleep(1)
+        err = journal(box, f"_SYSTEMD_INVOCATION_ID={invocation}", "EVENT=error")[-1]
+        assert err.get("KIND") == "auth" and err.get("CODE") == "missing_api_key", err
+        logged = box.run(f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}").stdout
+        assert "no OpenAI API key: looked for the systemd credential openai-api-key" in logged
+        assert "API key not found" in logged  # the start-up summary
+        assert "Traceback" not in logged, logged
+        assert box.show("voicepi", "MainPID")["MainPID"] == props["MainPID"]
+    finally:
+        box.run(f"mv /root/key.saved {key}")
+        box.run("cat > /etc/voicepi/config.toml", input=good)
+        box.run("systemctl reset-failed voicepi; systemctl restart voicepi", timeout=120)
+    box.wait_for("voicepi", 90, ActiveState="active")
+
+
 def test_second_install_keeps_config_and_key(installed: Container) -> None:
     box = installed
     before = box.run("md5sum /etc/voicepi/config.toml /etc/voicepi/credentials/openai-api-key")
