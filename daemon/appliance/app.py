@@ -26,6 +26,7 @@ import numpy as np
 from .. import events as ev
 from ..config import Config
 from ..countdown import Expired, InactivityCountdown
+from ..realtime.failures import RealtimeFailure
 from .audio_path import AudioPath
 from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
 from .state import ApplianceStateMachine, session_facts
@@ -417,10 +418,12 @@ class Appliance:
             await asyncio.wait_for(
                 run.session.connect(), self.cfg.realtime.connect_timeout + CONNECT_GUARD_S
             )
+        except RealtimeFailure as exc:
+            log.debug("connect failed: %s", exc)  # its typed error is on the event stream
         except Exception as exc:
             if run.failure is None:
-                # A connect() that raised without reporting a typed failure (a test double,
-                # the outer guard): still one error the owner sees.
+                # A connect() that raised without a typed failure on its stream (the outer
+                # guard, another Session): still one error the owner sees.
                 info = ev.ErrorInfo(
                     type="network_error",
                     message=str(exc) or type(exc).__name__,
