@@ -210,15 +210,16 @@ async def test_401_and_429_show_the_servers_reason_and_retry_after_is_honoured(
             )
             assert "Rate limit reached" in err.message
             await settle_idle(app, mark)
-            # A wake inside Retry-After fails at once, says how long, and never connects.
-            mark = button_wake(app)
-            await app.wait_state("error", 10, after=mark)
-            again = the_failure(app, mark)
-            assert (again.kind, again.code) == ("rate_limit", "rate_limit_exceeded")
-            assert again.retry_after is not None and 0 < again.retry_after <= 30
-            assert "retry in" in again.message
+            # Wakes inside Retry-After fail at once, say how long, and never connect.
+            for _ in range(2):
+                mark = button_wake(app)
+                await app.wait_state("error", 10, after=mark)
+                again = the_failure(app, mark)
+                assert (again.kind, again.code) == ("rate_limit", "rate_limit_exceeded")
+                assert again.retry_after is not None and 0 < again.retry_after <= 30
+                assert again.message.count("retry in") == 1, again.message
+                await settle_idle(app, mark)
             assert srv.handshakes == 1
-            await settle_idle(app, mark)
             # 401: the body's invalid_api_key code is kept (the server echoes no key).
             srv.reject_status = 401
             srv.reject_body = json.dumps(

@@ -351,7 +351,7 @@ class Appliance:
                 retry_after=round(left, 1),
             )
             self.parts.emit(ev.Error(error=info))
-            self._show_failure(info)
+            self._show_failure(info, remember_retry=False)
             return
         try:
             session = self.parts.new_session()
@@ -704,9 +704,9 @@ class Appliance:
     def _error(self, kind: str, message: str) -> None:
         self.parts.emit(ev.Error(error=ev.ErrorInfo(type=kind, message=message)))
 
-    def _show_failure(self, info: ev.ErrorInfo) -> None:
+    def _show_failure(self, info: ev.ErrorInfo, *, remember_retry: bool = True) -> None:
         """The error state and LED for ERROR_HOLD_S, then idle."""
-        self._hold_failure(info)
+        self._hold_failure(info, remember_retry=remember_retry)
         self._emit_state(self.sm.update(failure=self._failure_text(info)))
         self._refresh_leds()
         self._update_status()
@@ -715,10 +715,10 @@ class Appliance:
     def _failure_text(info: ev.ErrorInfo) -> str:
         return f"{info.kind or 'session'} error ({info.code or info.type})"
 
-    def _hold_failure(self, info: ev.ErrorInfo) -> None:
+    def _hold_failure(self, info: ev.ErrorInfo, *, remember_retry: bool = True) -> None:
         """Start the failure's display time; remember a rate limit's Retry-After."""
         now = self.parts.clock()
-        if info.kind == "rate_limit" and info.retry_after:
+        if remember_retry and info.kind == "rate_limit" and info.retry_after:
             self._retry_at = now + info.retry_after
             self._retry_info = dataclasses.replace(info, retry_after=None)
         self._failure_until = now + ERROR_HOLD_S
