@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import socket
 import ssl
 import time
 from typing import Any, Literal, get_args
@@ -145,7 +146,7 @@ def from_exception(exc: BaseException, secret: str | None = None) -> ErrorInfo:
         code = "tls_error"
     elif isinstance(exc, ConnectionRefusedError):
         code = "connection_refused"
-    elif isinstance(exc, OSError) and "name" in str(exc).lower() and "resol" in str(exc).lower():
+    elif isinstance(exc, socket.gaierror):
         code = "dns_error"
     else:
         code = "connect_failed"
