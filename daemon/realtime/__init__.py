@@ -10,13 +10,17 @@ from daemon.listener import AgentListener
 
 from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
+from .failures import RealtimeFailure
+from .liveness import LivenessBounds
 from .session import PlaybackTracker, RealtimeSession, ToolRunner
 from .settings import SessionSettings
 
 __all__ = [
     "AgentListener",
     "EventDispatcher",
+    "LivenessBounds",
     "PlaybackTracker",
+    "RealtimeFailure",
     "RealtimeProtocol",
     "RealtimeSession",
     "SessionSettings",
