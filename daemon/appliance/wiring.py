@@ -23,6 +23,7 @@ from ..agents import AgentCallbacks, AgentRuntime
 from ..config import Config
 from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
+from ..sounds import load_sounds
 from ..wakeword import WakeWordDetector
 from .app import Appliance, Parts
 from .ports import Mic, Notifier
@@ -97,6 +98,7 @@ def build(
     from hw.audio import open_player
 
     closers: list[Callable[[], None]] = []
+    sounds = load_sounds(cfg.sounds)  # before any device opens: a bad WAV is a config error
     if detector is None:
         detector = WakeWordDetector(cfg.wakeword)
         detector.load()
@@ -149,6 +151,7 @@ def build(
         clock=clock,
         wake_names=tuple(detector.names),
         agents=agents,
+        sounds=sounds,
     )
     app = Appliance(cfg, parts, max_sessions=max_sessions)
     holder["app"] = app
