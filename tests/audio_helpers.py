@@ -83,7 +83,10 @@ def share_received(sent24: bytes, words16: np.ndarray, *, window_ms: int = 50) -
     from daemon.dsp import Resampler
     from tests.pulse import best_lag
 
-    sent = Resampler(24000, 16000).process(np.frombuffer(sent24, dtype="<i2"))
+    got = Resampler(24000, 16000).process(np.frombuffer(sent24, dtype="<i2"))
+    # Zeros on both sides: the words may begin before what was sent, or run past its end.
+    pad = np.zeros(len(words16), dtype=np.float32)
+    sent = np.concatenate((pad, got, pad))
     lag, _ = best_lag(sent, words16)
     win = 16 * window_ms
     spoken = found = 0
@@ -92,7 +95,7 @@ def share_received(sent24: bytes, words16: np.ndarray, *, window_ms: int = 50) -
         if np.sqrt(np.mean(a * a)) < 100:  # a pause between words: nothing to find
             continue
         spoken += 1
-        b = sent[lag + start : lag + start + win].astype(np.float64) if lag + start >= 0 else []
-        if len(b) == win and np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9) > 0.8:
+        b = sent[lag + start : lag + start + win].astype(np.float64)
+        if np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9) > 0.8:
             found += 1
     return found / spoken if spoken else 0.0
