@@ -156,6 +156,18 @@ class _OutputClock:
     def of(self, kind: type[ev.Event]) -> list[tuple[Any, int]]:
         return [(e, n) for e, n in self.at if isinstance(e, kind)]
 
+    def watch_detector(self, detector: Any) -> None:
+        """Note where the output stood at each pause/resume of wake word scoring."""
+        self.scoring: list[tuple[str, int]] = []
+        for name in ("pause", "resume"):
+            inner = getattr(detector, name)
+
+            def call(*args: Any, _name: str = name, _inner: Any = inner) -> None:
+                self.scoring.append((_name, self.player.frames_written))
+                _inner(*args)
+
+            setattr(detector, name, call)
+
 
 def _file_config(url: str, tmp_path: Path, mic: str, **sections: Any) -> config.Config:
     audio = {"input": f"file:{SPEECH / mic}", "output": f"file:{tmp_path / 'out.wav'}"}
@@ -180,6 +192,7 @@ async def test_wake_sound_at_the_wake_then_answer_then_end_sound_after_the_count
     )
     app = await start(cfg, detector)
     clock = _OutputClock(app)
+    clock.watch_detector(detector)
     try:
         await app.wait(lambda e: isinstance(e, ev.WakeWordDetected), 20)
         _, closed = await app.wait(lambda e: isinstance(e, ev.SessionClosed), 60)
@@ -188,6 +201,8 @@ async def test_wake_sound_at_the_wake_then_answer_then_end_sound_after_the_count
         await app.wait_state("idle", 5)
     finally:
         assert await app.stop() == 0  # shutdown lets the queued end sound play out
+        for name in ("pause", "resume"):
+            detector.__dict__.pop(name, None)  # the shared detector's own methods again
     heard = _heard(tmp_path)
     bursts = _bursts(heard)
     assert len(bursts) >= 3, bursts  # wake sound, the answer, end sound
@@ -205,6 +220,13 @@ async def test_wake_sound_at_the_wake_then_answer_then_end_sound_after_the_count
     assert wake[1] <= answer[0] and answer[0] >= audio_start[0]
     assert _is(heard[end[0] : end[1]], "end")
     assert end[0] >= at_close >= ticks[-1][1]
+    # Back in idle, the wake word was not scored while the end sound played: paused from
+    # its first rendered block (before the mic can hear it) until it had played out.
+    after_close = [(op, n) for op, n in clock.scoring if n >= at_close]
+    pauses = [n for op, n in after_close if op == "pause"]
+    assert pauses and pauses[0] <= end[0] + RATE // 10, (after_close, end)
+    resumes = [n for op, n in after_close if op == "resume" and n >= pauses[0]]
+    assert resumes and resumes[0] >= end[1], (after_close, end)
     assert [e.name for e in app.of(ev.SoundPlayed)] == ["wake", "end"]
 
     # The sounds were never model output: the session heard of the answer alone, and
