@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from .events import SoundName
+
 DEFAULT_PATH = Path("/etc/voicepi/config.toml")
 EX_CONFIG = 78  # sysexits.h: the unit must not restart-loop on a bad config
 
@@ -264,6 +266,28 @@ class ButtonConfig:
     long_press: float = opt(1.0, min=0.2, max=10.0, doc="Seconds held that make a long press.")
 
 
+SOUND_NAMES: tuple[SoundName, ...] = get_args(SoundName)  # the [sounds] keys naming a sound
+
+
+@dataclass(frozen=True)
+class SoundsConfig:
+    wake: str = opt(
+        "default",
+        doc='Played at the wake (word or button), before the socket connects: "default" '
+        '(a short built-in chime), "" (off) or the path of a WAV file.',
+    )
+    end: str = opt(
+        "default",
+        doc='Played when the session closes for inactivity or by the user: "default", "" or a WAV.',
+    )
+    error: str = opt(
+        "default",
+        doc="Played when an error ends a session or a wake (no key, offline, quota, server): "
+        '"default", "" or a WAV.',
+    )
+    volume: int = opt(70, min=0, max=100, doc="Sound volume, percent, relative to audio.volume.")
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     level: Literal["debug", "info", "warning", "error"] = opt("info", doc="Log level.")
@@ -368,6 +392,7 @@ class Config:
     leds: LedsConfig = opt(factory=LedsConfig, doc="LEDs.")
     button: ButtonConfig = opt(factory=ButtonConfig, doc="Button.")
     logging: LoggingConfig = opt(factory=LoggingConfig, doc="Logging.")
+    sounds: SoundsConfig = opt(factory=SoundsConfig, doc="Sounds for wake, end and error.")
     agents: tuple[AgentConfig, ...] = opt(
         factory=tuple, doc="Agents (`[[agents]]`); the first is the default."
     )
@@ -483,10 +508,25 @@ def _check_object(obj: object, prefix: str) -> None:
                 raise ConfigError(f"{prefix}.thresholds.{name}", f"expected 0 to 1, got {value!r}")
     if isinstance(obj, LedsConfig):
         _check_leds(obj, prefix)
+    if isinstance(obj, SoundsConfig):
+        for name in SOUND_NAMES:
+            value = getattr(obj, name)
+            if value not in ("default", "") and not _is_file(value):
+                raise ConfigError(
+                    f"{prefix}.{name}",
+                    f'expected "default", "" or the path of a WAV file, got {value!r} (not found)',
+                )
     if isinstance(obj, Config):
         from daemon.agents.configcheck import check_agents  # agents, tools, MCP cross-checks
 
         check_agents(obj)
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
 
 
 def _check_leds(obj: LedsConfig, prefix: str) -> None:

@@ -342,6 +342,7 @@ ApplianceState = Literal[
 CloseReason = Literal[
     "inactivity", "button", "end_session", "max_duration", "server_closed", "error", "shutdown"
 ]
+SoundName = Literal["wake", "end", "error"]  # the [sounds] keys; daemon/sounds.py plays them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,6 +379,17 @@ class LedChanged(Event):
     type: Literal["led_changed"] = "led_changed"
 
 
+@dataclass(frozen=True, kw_only=True)
+class SoundPlayed(Event):
+    """A feedback sound was queued on the speaker (not model output); ``source`` is
+    "default" (built-in tone) or the WAV path."""
+
+    name: SoundName = "wake"
+    source: str = "default"
+    duration_ms: int = 0
+    type: Literal["sound_played"] = "sound_played"
+
+
 SessionEvent = (
     AgentStarting
     | SessionConnected
@@ -410,7 +422,9 @@ SessionEvent = (
     | CountdownCancelled
 )
 
-ApplianceEvent = WakeWordDetected | StateChanged | ButtonPressed | SessionClosed | LedChanged
+ApplianceEvent = (
+    WakeWordDetected | StateChanged | ButtonPressed | SessionClosed | LedChanged | SoundPlayed
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
@@ -449,6 +463,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ButtonPressed,
         SessionClosed,
         LedChanged,
+        SoundPlayed,
     )
 }
 

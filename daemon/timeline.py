@@ -54,6 +54,8 @@ def describe(event: ev.Event) -> str | None:
             return f"tool       {tool}({args})"
         case ev.AgentToolEnd(tool=tool, output=output):
             return f"tool       {tool} -> {output}"
+        case ev.SoundPlayed(name=name, duration_ms=ms):
+            return f"sound      {name} ({ms} ms)"
         case ev.Error(error=err):
             return f"error      {err.type}: {err.message}"
     return f"{event.type:<10} " + ", ".join(f"{a}" for a in event.args())

@@ -74,3 +74,28 @@ def wait_for(pred: Callable[[], object], timeout: float = 5.0) -> None:
     while not pred():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def share_received(sent24: bytes, words16: np.ndarray, *, window_ms: int = 50) -> float:
+    """Share (0-1) of the spoken windows of ``words16`` (16 kHz) that are found, in place,
+    in ``sent24`` (PCM16 at 24 kHz, what the server received): aligned at the best lag,
+    a window counts when it correlates above 0.8 with what was sent there."""
+    from daemon.dsp import Resampler
+    from tests.pulse import best_lag
+
+    got = Resampler(24000, 16000).process(np.frombuffer(sent24, dtype="<i2"))
+    # Zeros on both sides: the words may begin before what was sent, or run past its end.
+    pad = np.zeros(len(words16), dtype=np.float32)
+    sent = np.concatenate((pad, got, pad))
+    lag, _ = best_lag(sent, words16)
+    win = 16 * window_ms
+    spoken = found = 0
+    for start in range(0, len(words16) - win + 1, win):
+        a = words16[start : start + win].astype(np.float64)
+        if np.sqrt(np.mean(a * a)) < 100:  # a pause between words: nothing to find
+            continue
+        spoken += 1
+        b = sent[lag + start : lag + start + win].astype(np.float64)
+        if np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9) > 0.8:
+            found += 1
+    return found / spoken if spoken else 0.0

@@ -20,6 +20,7 @@ MODULES = [
     "tests.bench_latency",
     "tests.bench_soak",
     "tests.bench_liveness",
+    "tests.bench_sounds",
 ]
 
 

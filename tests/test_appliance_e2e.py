@@ -19,6 +19,7 @@ from daemon.realtime.simulator import Simulator
 from daemon.wakeword import WakeWordDetector
 from hw.audio.files import load_mono
 from tests.appliance_harness import SPEECH, appliance_config, start
+from tests.audio_helpers import share_received
 from tests.pulse import active_span, best_lag, tone
 
 pytestmark = pytest.mark.pulse
@@ -45,10 +46,17 @@ def _question_core() -> np.ndarray:
     return q[span[0] : span[1]]
 
 
+@pytest.mark.parametrize(
+    "sections",
+    [{}, {"sounds": {"wake": "default"}, "audio": {"barge_in": "button"}}],
+    ids=["plain", "wake-sound-half-duplex"],
+)
 async def test_wake_then_question_reaches_the_model_and_the_answer_plays(
-    mic: Any, sim: Simulator, detector: WakeWordDetector
+    mic: Any, sim: Simulator, detector: WakeWordDetector, sections: dict[str, Any]
 ) -> None:
-    app = await start(appliance_config(sim.url), detector)
+    # With the wake sound on, even half duplex (mic muted while the device speaks) must
+    # keep streaming the question over it: a sound is not the device speaking.
+    app = await start(appliance_config(sim.url, **sections), detector)
     try:
         rec = mic.record()
         mic.play(SPEECH / "hey_jarvis_then_question.wav")
@@ -70,6 +78,9 @@ async def test_wake_then_question_reaches_the_model_and_the_answer_plays(
     sent16 = Resampler(24000, 16000).process(sent)
     _, corr = best_lag(sent16, _question_core())
     assert corr > 0.9, f"question not fully received (correlation {corr:.3f})"
+    share = share_received(bytes(sim.sessions[0].audio_in), _question_core())
+    assert share > 0.97, f"the server heard {share:.0%} of the question"
+    assert len(app.of(ev.SoundPlayed)) == (1 if sections else 0)
     # The answer came out of the speaker.
     span = active_span(heard, 24000, -40.0)
     assert span is not None and span[1] - span[0] > 24000 // 2, "no answer audio at the sink"

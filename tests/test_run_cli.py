@@ -206,10 +206,16 @@ async def test_demo_runs_end_to_end_and_exits_zero(tmp_path: Path) -> None:
         "countdown  5",
         "countdown  1",
         "session    closed (inactivity)",
+        "sound      wake (160 ms)",
+        "sound      end (250 ms)",
         "leds       ",
     ):
         assert expected in text, f"{expected!r} missing from the demo timeline:\n{text}"
     assert text.index("countdown  5") < text.index("countdown  1")
+    # The wake sound at the wake, the end sound after the last tick and the close.
+    assert text.index("wake word  hey_jarvis") < text.index("sound      wake")
+    assert text.index("sound      wake") < text.index("session    connected")
+    assert text.index("session    closed (inactivity)") < text.index("sound      end")
     assert (tmp_path / "answer.wav").stat().st_size > 24000
 
 

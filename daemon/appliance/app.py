@@ -27,6 +27,7 @@ from .. import events as ev
 from ..config import Config
 from ..countdown import Expired, InactivityCountdown
 from ..realtime.failures import RealtimeFailure
+from ..sounds import CLOSE_SOUNDS, SOUND_ITEM_PREFIX, is_sound_item
 from .audio_path import AudioPath
 from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
 from .state import ApplianceStateMachine, session_facts
@@ -72,6 +73,8 @@ class Parts:
     # daemon.agents.AgentRuntime: approvals, and playback reports for end_session.
     agents: AgentsPort | None = None
     api_key_found: bool | None = None  # for the start-up summary (never the key itself)
+    # Feedback sounds by name (daemon.sounds.load_sounds): int16 mono at 24 kHz.
+    sounds: dict[ev.SoundName, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +117,10 @@ class Appliance:
         # A rate limit's Retry-After: wakes before this fail at once, no connection attempt.
         self._retry_at: float | None = None
         self._retry_info: ev.ErrorInfo | None = None
+        self._sound_seq = 0
+        self._sounds_queued: set[str] = set()  # sound items not yet played out
+        self._sounds_done = asyncio.Event()  # set while no sound is queued
+        self._sounds_done.set()
 
     # ================================================================ lifecycle
 
@@ -152,6 +159,7 @@ class Appliance:
         self.parts.notifier.status("stopping")
         if self.run_ is not None:
             await self._end_session("shutdown")
+        await self._let_sounds_finish()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -341,6 +349,7 @@ class Appliance:
         if self.run_ is not None or self.sm.facts.muted or self.path is None:
             return
         self.parts.emit(ev.WakeWordDetected(model=model, score=round(float(score), 4)))
+        self.play_sound("wake")  # heard before the socket connects
         now = self.parts.clock()
         if self._retry_at is not None and now < self._retry_at and self._retry_info:
             # The server asked us to wait: fail at once, without a connection attempt.
@@ -442,11 +451,14 @@ class Appliance:
         self.run_ = None
         self.parts.speaker.flush()
         self._remaining = None
+        self._sounds_flushed()
         reason = run.close_reason or "server_closed"
         self.parts.emit(ev.SessionClosed(reason=reason))
         self._reset_detector()
         if run.failure is not None:
             self._hold_failure(run.failure)  # one transition: straight to error, then idle
+        # A typed failure is heard as the error sound whatever the close reason says.
+        self._play_close_sound("error" if run.failure is not None else reason)
         self._emit_state(
             self.sm.update(
                 session="none",
@@ -539,14 +551,19 @@ class Appliance:
 
     def _flush_speaker(self, run: _SessionRun) -> None:
         played = self.parts.speaker.flush()
+        self._sounds_flushed()
         for item_id, samples in played.items():
-            run.session.playback_progress(item_id, samples)
+            if not is_sound_item(item_id):  # a sound is never model output to truncate
+                run.session.playback_progress(item_id, samples)
         self._speaker_drained()
 
     # ================================================================ speaker callbacks
     # The player calls these from its audio thread; ``speaker_callbacks`` hops them here.
 
     def speaker_started(self, item_id: str) -> None:
+        if is_sound_item(item_id):
+            self.parts.detector.pause()  # the device must not score its own sounds
+            return
         run = self.run_
         if run is None:
             return
@@ -555,7 +572,7 @@ class Appliance:
         self._set_busy(f"playing:{item_id}", True, playing=True)
 
     def speaker_progress(self, item_id: str, samples: int) -> None:
-        if self.run_ is None:
+        if self.run_ is None or is_sound_item(item_id):
             return
         if self.parts.agents is not None:
             self.parts.agents.playback_progress(item_id, samples)  # forwards to the session
@@ -563,6 +580,11 @@ class Appliance:
             self.run_.session.playback_progress(item_id, samples)
 
     def speaker_finished(self, item_id: str) -> None:
+        if is_sound_item(item_id):
+            self._sounds_queued.discard(item_id)
+            if not self._sounds_queued:
+                self._sounds_done.set()
+            return
         if self.run_ is None:
             return
         self.run_.items_playing.discard(item_id)
@@ -585,6 +607,48 @@ class Appliance:
 
     def speaker_callbacks(self) -> _SpeakerBridge:
         return _SpeakerBridge(self)
+
+    # ================================================================ sounds
+
+    def play_sound(self, name: ev.SoundName) -> None:
+        """Queue the feedback sound ``name`` on the speaker (nothing if it is off).
+
+        It is a player item of its own, so answer items keep exact played counts; the
+        speaker callbacks keep it away from the session and from the ``speaking`` state.
+        """
+        pcm = self.parts.sounds.get(name)
+        if pcm is None:
+            return
+        self._sound_seq += 1
+        item_id = f"{SOUND_ITEM_PREFIX}{name}-{self._sound_seq}"
+        try:
+            self.parts.speaker.write(item_id, pcm.tobytes())
+            self.parts.speaker.end_of_item(item_id)
+        except Exception as exc:  # a failing speaker must not stop the wake or the close
+            log.warning("sound %s not played: %s", name, exc)
+            return
+        self._sounds_queued.add(item_id)
+        self._sounds_done.clear()
+        source = getattr(self.cfg.sounds, name)
+        self.parts.emit(
+            ev.SoundPlayed(name=name, source=source, duration_ms=len(pcm) * 1000 // SESSION_RATE)
+        )
+
+    def _play_close_sound(self, reason: ev.CloseReason) -> None:
+        """The end or error sound for a session that closed for ``reason``."""
+        name = CLOSE_SOUNDS.get(reason)
+        if name is not None:
+            self.play_sound(name)
+
+    def _sounds_flushed(self) -> None:
+        self._sounds_queued.clear()
+        self._sounds_done.set()
+
+    async def _let_sounds_finish(self) -> None:
+        """At shutdown (e.g. the demo's last close), let a queued sound play out, bounded."""
+        longest = max((len(p) for p in self.parts.sounds.values()), default=0) / SESSION_RATE
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._sounds_done.wait(), longest + 1.0)
 
     # ================================================================ timers
 
@@ -705,8 +769,10 @@ class Appliance:
         self.parts.emit(ev.Error(error=ev.ErrorInfo(type=kind, message=message)))
 
     def _show_failure(self, info: ev.ErrorInfo, *, remember_retry: bool = True) -> None:
-        """The error state and LED for ERROR_HOLD_S, then idle."""
+        """A wake that failed before any session: the error state and LED for ERROR_HOLD_S,
+        then idle, and the error sound."""
         self._hold_failure(info, remember_retry=remember_retry)
+        self.play_sound("error")
         self._emit_state(self.sm.update(failure=self._failure_text(info)))
         self._refresh_leds()
         self._update_status()

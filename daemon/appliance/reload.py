@@ -33,6 +33,7 @@ RESTART_ONLY = (
     "leds.spi_device",
     "leds.power_pin",
     "button",
+    "sounds",  # loaded (WAV files read) when the daemon starts
 )
 
 

@@ -24,6 +24,7 @@ from ..config import Config, RealtimeConfig
 from ..realtime.liveness import LivenessBounds
 from ..realtime.session import RealtimeSession, is_loopback
 from ..realtime.settings import SessionSettings
+from ..sounds import load_sounds
 from ..wakeword import WakeWordDetector
 from .app import Appliance, Parts
 from .ports import Mic, Notifier
@@ -98,6 +99,7 @@ def build(
     from hw.audio import open_player
 
     closers: list[Callable[[], None]] = []
+    sounds = load_sounds(cfg.sounds)  # before any device opens: a bad WAV is a config error
     if detector is None:
         detector = WakeWordDetector(cfg.wakeword)
         detector.load()
@@ -153,6 +155,7 @@ def build(
         wake_names=tuple(detector.names),
         agents=agents,
         api_key_found=None if is_loopback(cfg.realtime.url) else api_key is not None,
+        sounds=sounds,
     )
     app = Appliance(cfg, parts, max_sessions=max_sessions)
     holder["app"] = app
