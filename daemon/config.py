@@ -514,18 +514,38 @@ def load(path: Path | str | None = None) -> Config:
     explicit = path is not None
     file = Path(path) if path is not None else DEFAULT_PATH
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except FileNotFoundError:
         if explicit:
             raise ConfigError("", f"config file {file} not found") from None
         return Config()
     except OSError as exc:
         raise ConfigError("", f"cannot read {file}: {exc.strerror}") from None
+    return parse(decode_toml(raw, file))
+
+
+def decode_toml(raw: bytes, file: Path | str) -> dict[str, Any]:
+    """TOML bytes -> data; ConfigError (one line, with line and column) for anything else.
+
+    A leading UTF-8 byte order mark (Windows editors write one) is skipped; other
+    non-UTF-8 bytes are named by line and column, not a UnicodeDecodeError.
+    """
     try:
-        data = tomllib.loads(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            "",
+            f"{file}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, "
+            f"column {column}); save the file as UTF-8",
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{file}: invalid TOML: {exc}") from None
-    return parse(data)
+    except (ValueError, RecursionError) as exc:  # a 5000-digit integer, [[[[...]]]] nesting
+        raise ConfigError("", f"{file}: invalid TOML: {type(exc).__name__}: {exc}") from None
 
 
 def load_or_exit(path: Path | str | None = None) -> Config:
@@ -533,8 +553,18 @@ def load_or_exit(path: Path | str | None = None) -> Config:
     try:
         return load(path)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        raise SystemExit(EX_CONFIG) from None
+        exit_config_error(exc)
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other control characters escaped (a key may hold them)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def exit_config_error(exc: ConfigError) -> typing.NoReturn:
+    """Print ``config error: <key path>: <message>`` as one line and exit 78."""
+    print(f"config error: {one_line(str(exc))}", file=sys.stderr, flush=True)
+    raise SystemExit(EX_CONFIG)
 
 
 def replace(cfg: T, **changes: Any) -> T:
@@ -580,28 +610,14 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(cfg: Config, *, redact: bool = True) -> str:
-    """Render the effective config as TOML (what `voicepi check-config` prints)."""
-    data = to_dict(cfg, redact=redact)
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    arrays: list[tuple[str, list[dict[str, Any]]]] = []
-    for name, value in data.items():
-        if isinstance(value, dict):
-            tables.append((name, value))
-        elif isinstance(value, list):  # [[agents]] and the like: arrays of tables
-            arrays.append((name, value))
-    for name, table in tables:
-        lines.append(f"[{name}]")
-        for key, value in table.items():
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    for name, items in arrays:
-        for item in items:
-            lines.append(f"[[{name}]]")
-            for key, value in item.items():
-                lines.append(f"{key} = {_toml_value(value)}")
-            lines.append("")
-    return "\n".join(lines)
+    """Render the effective config as TOML (what `voicepi check-config` prints).
+
+    Written by ``tomli_w``, so quoting (a dotted ``tooling.policy`` key, control
+    characters) is right and the output is valid input again.
+    """
+    import tomli_w
+
+    return tomli_w.dumps(to_dict(cfg, redact=redact))
 
 
 def api_key(environ: Mapping[str, str] | None = None) -> str | None:

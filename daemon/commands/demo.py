@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _demo(base: config.Config, args: argparse.Namespace) -> int:
     from ..appliance.wiring import build, run_until_stopped
+    from ..effective import effective
     from ..realtime.simulator import Simulator
-    from .run import prepare
 
     with resources.as_file(resources.files("daemon") / "data" / "demo.wav") as bundled:
         mic = Path(args.mic) if args.mic else bundled
@@ -85,9 +85,14 @@ async def _demo(base: config.Config, args: argparse.Namespace) -> int:
 
         transcripts = (DEMO_QUESTION,) if args.mic is None else ()
         async with Simulator(transcripts=transcripts) as sim:
-            cfg = prepare(
-                demo_config(base, url=sim.url, mic=mic, output=output, idle=args.inactivity_timeout)
-            )
+            try:
+                cfg = effective(
+                    demo_config(
+                        base, url=sim.url, mic=mic, output=output, idle=args.inactivity_timeout
+                    )
+                )
+            except config.ConfigError as exc:
+                config.exit_config_error(exc)
             print(f"voicepi demo: simulator at {sim.url}, microphone {mic}", flush=True)
             built = build(cfg, emit=show, max_sessions=1)
             code = await run_until_stopped(built)

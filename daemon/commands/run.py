@@ -6,9 +6,8 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 
-from .. import config
+from .. import config, effective
 from .. import events as ev
 from ..logsetup import add_log_format_argument, configure, log_event, set_context
 from .common import add_config_argument
@@ -32,16 +31,9 @@ def emit_to_log(event: ev.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure(args.log_format)
-    cfg = prepare(config.load_or_exit(args.config))
+    cfg = effective.load_or_exit(args.config)
     logging.getLogger().setLevel(cfg.logging.level.upper())
     return asyncio.run(serve(cfg, args.config))
-
-
-def prepare(cfg: config.Config) -> config.Config:
-    """The board profile fills in what the config leaves at its defaults."""
-    from hw.profiles import apply_profile
-
-    return apply_profile(cfg)
 
 
 async def serve(cfg: config.Config, config_path: str | None) -> int:
@@ -54,17 +46,18 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
     try:
         built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=config.api_key())
     except config.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr, flush=True)
-        return config.EX_CONFIG
+        config.exit_config_error(exc)
     app = built.app
     loop = asyncio.get_running_loop()
 
     def reload() -> None:
         notifier.reloading()
         try:
-            new = prepare(config.load(config_path))
+            new = effective.load(config_path)
         except config.ConfigError as exc:
-            log.error("config reload failed, keeping the running config: %s", exc)
+            log.error(
+                "config reload failed, keeping the running config: %s", config.one_line(str(exc))
+            )
             notifier.ready()
             return
         plan = plan_reload(app.cfg, new)
