@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from .. import config, effective
 from .. import events as ev
@@ -13,6 +14,7 @@ from ..logsetup import add_log_format_argument, configure, log_event, set_contex
 from .common import add_config_argument
 
 log = logging.getLogger("voicepi")
+EXIT_UNAVAILABLE = 1  # mic or speaker not back within 30 s, or start-up failed: systemd restarts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,17 +40,35 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(cfg: config.Config, config_path: str | None) -> int:
     from ..appliance.reload import plan_reload
-    from ..appliance.wiring import build, run_until_stopped
+    from ..appliance.wiring import SpeakerUnavailable, build, open_speaker, run_until_stopped
     from ..notify import Notifier
 
     notifier = Notifier()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):  # while the speaker is retried: stop cleanly
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        player = await open_speaker(cfg, emit=emit_to_log, notifier=notifier)
+    except SpeakerUnavailable as exc:
+        print(f"voicepi: {config.one_line(str(exc))}", file=sys.stderr, flush=True)
+        return EXIT_UNAVAILABLE
+    except asyncio.CancelledError:
+        return 0
     notifier.status("loading wake word models")
     try:
-        built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=config.api_key())
+        built = build(
+            cfg, emit=emit_to_log, notifier=notifier, api_key=config.api_key(), player=player
+        )
     except config.ConfigError as exc:
+        player.close()
         config.exit_config_error(exc)
+    except Exception as exc:  # a start-up failure is one line and exit 1, never a traceback
+        player.close()
+        print(f"voicepi: cannot start: {config.one_line(str(exc))}", file=sys.stderr, flush=True)
+        return EXIT_UNAVAILABLE
     app = built.app
-    loop = asyncio.get_running_loop()
 
     def reload() -> None:
         notifier.reloading()

@@ -1,0 +1,113 @@
+"""The owner's commands as processes: demo bounds and arguments, the speaker's start-up path.
+
+Real subprocesses and exit codes; the simulator on loopback; WAV files as mic and speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from daemon.realtime.simulator import Simulator
+from tests.test_run_cli import Daemon
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEECH = ROOT / "tests" / "fixtures" / "speech"
+DEMO_WAV = ROOT / "daemon" / "data" / "demo.wav"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "NOTIFY_SOCKET")}
+    env.pop("OPENAI_API_KEY", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def voicepi(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def test_demo_that_nothing_wakes_ends_with_one_line_and_exit_1() -> None:
+    out = voicepi("demo", "--mic", str(SPEECH / "what_time_is_it.wav"))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines() == [
+        line for line in out.stderr.strip().splitlines() if "nothing woke the speaker" in line
+    ], out.stderr
+    assert "nothing woke the speaker within" in out.stderr
+    assert "answer audio written" not in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_demo_bad_arguments_are_one_line(tmp_path: Path) -> None:
+    zero = voicepi("demo", "--inactivity-timeout", "0")
+    assert zero.returncode == 2 and "Traceback" not in zero.stderr
+    assert "--inactivity-timeout: expected 1 to 3600 seconds, got 0" in zero.stderr
+    mic = voicepi("demo", "--mic", str(tmp_path / "missing.wav"))
+    assert mic.returncode == 1
+    assert mic.stderr.strip() == f"voicepi demo: --mic: {tmp_path / 'missing.wav'}: no such file"
+    assert "answer audio written" not in mic.stdout
+    bad_out = tmp_path / "no" / "dir" / "x.wav"
+    out = voicepi("demo", "--output", str(bad_out))
+    assert out.returncode == 1, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("voicepi demo: --output: speaker unavailable") and str(bad_out) in line
+
+
+def test_demo_takes_the_inactivity_timeout_from_its_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[session]\ninactivity_timeout = 3\n", encoding="utf-8")
+    out = voicepi("demo", "--config", str(cfg), "--output", str(tmp_path / "a.wav"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "countdown  3" in out.stdout and "countdown  5" not in out.stdout, out.stdout
+    assert "session    closed (inactivity)" in out.stdout
+
+
+async def test_run_retries_a_missing_speaker_like_the_mic(tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    async with Simulator() as sim:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[realtime]\nurl = "{sim.url}"\n'
+            f'[audio]\ninput = "file:{DEMO_WAV}"\noutput = "file:{later / "out.wav"}"\n'
+            '[gpio]\npin_factory = "mock"\n',
+            encoding="utf-8",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "daemon.cli",
+            "run",
+            "--config",
+            str(cfg),
+            "--log-format",
+            "json",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(),
+            cwd=ROOT,
+        )
+        d = Daemon(proc)
+        try:
+            err = await d.wait_for(lambda r: r.get("event") == "error")
+            assert err["type"] == "speaker_unavailable", err
+            later.mkdir()  # the "card" comes back
+            await d.wait_for(lambda r: r.get("event") == "state_changed" and r["state"] == "idle")
+            await d.wait_for(lambda r: r.get("event") == "wake_word_detected", 40)
+        finally:
+            if d.proc.returncode is None:
+                d.proc.send_signal(signal.SIGTERM)
+        assert await d.finish() == 0
+    assert len(d.events("error")) == 1  # reported once, retried quietly
+    assert not any("Traceback" in line for line in d.raw), "\n".join(d.raw)
