@@ -111,3 +111,31 @@ async def test_run_retries_a_missing_speaker_like_the_mic(tmp_path: Path) -> Non
         assert await d.finish() == 0
     assert len(d.events("error")) == 1  # reported once, retried quietly
     assert not any("Traceback" in line for line in d.raw), "\n".join(d.raw)
+
+
+INSTALL = ROOT / "image" / "install.sh"
+
+
+def _read_key(mode: str, stdin: str | None) -> subprocess.CompletedProcess[str]:
+    """install.sh's key step in a real bash, stdin a pipe (or /dev/null), no terminal."""
+    return subprocess.run(
+        ["bash", "-c", f'source "{INSTALL}"; KEY_FILE=/nonexistent/key; read_key {mode}'],
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_install_takes_a_piped_key_without_key_stdin() -> None:
+    # README: echo "$KEY" | sudo image/install.sh
+    piped = _read_key("ask", "sk-piped-key-123\n")
+    assert piped.returncode == 0 and piped.stdout == "sk-piped-key-123", piped.stderr
+    assert "no terminal" not in piped.stderr
+    nothing = _read_key("ask", None)
+    assert nothing.returncode == 0 and nothing.stdout == ""
+    assert "none on standard input" in nothing.stderr
+    assert _read_key("stdin", " sk-x \n").stdout == "sk-x"
+    assert _read_key("stdin", None).returncode == 1
+    assert _read_key("none", "sk-ignored\n").stdout == ""
