@@ -160,7 +160,12 @@ class WakewordConfig:
         factory=dict, doc="Per-model thresholds overriding `threshold`, by model name."
     )
     patience: int = opt(1, min=1, max=20, doc="Consecutive 80 ms frames over the threshold.")
-    refractory: float = opt(2.0, min=0.0, max=60.0, doc="Seconds after a detection to ignore.")
+    refractory: float = opt(
+        2.0,
+        min=0.0,
+        max=60.0,
+        doc="Seconds after a detection to ignore (and until the score falls below the threshold).",
+    )
     speaking_tail: float = opt(
         0.5, min=0.0, max=10.0, doc="Seconds scoring stays paused after the speaker drains."
     )

@@ -120,3 +120,26 @@ def test_truncated_wav_is_scored_with_a_warning(
         cap = open_capture(f"file:{cut}", on_audio=lambda s, i: None)
         cap.close()
     assert any("truncated" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_one_word_fires_once_even_with_a_short_refractory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The score stays over the threshold ~0.45 s: a 0.25 s refractory fired twice."""
+    from daemon.config import WakewordConfig
+    from daemon.wakeword import WakeWordDetector
+    from daemon.wakeword.wav import read_wav_16k
+
+    once = read_wav_16k(HEY_JARVIS)
+    gap = np.zeros(16000, np.int16)
+    twice = np.concatenate([once, gap, once, gap])
+    det = WakeWordDetector(WakewordConfig(refractory=0.25))
+    try:
+        assert len(det.process(np.concatenate([once, gap]))) == 1
+        det.reset()
+        assert len(det.process(twice)) == 2  # re-armed once the score fell
+    finally:
+        det.close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[wakeword]\nrefractory = 0.25\n")
+    assert len(_detections([str(HEY_JARVIS), "--config", str(cfg)], capsys)) == 1
