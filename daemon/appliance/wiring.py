@@ -125,8 +125,7 @@ async def open_speaker(
                     f"speaker unavailable ({cfg.audio.output!r}): {reason}"
                 ) from None
             if not failed:
-                failed = True
-                log.warning("speaker unavailable: %s", reason)
+                failed = True  # logged once, as the error event
                 emit(ev.Error(error=ev.ErrorInfo(type="speaker_unavailable", message=reason)))
                 if notifier is not None:
                     notifier.status("speaker unavailable, retrying")
