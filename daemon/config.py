@@ -53,9 +53,11 @@ def opt(
     min: float | None = None,
     max: float | None = None,
     secret: bool = False,
+    index: bool = False,
 ) -> Any:
-    """A config field with its README doc and its range."""
-    meta = {"doc": doc, "min": min, "max": max, "secret": secret}
+    """A config field with its README doc and its range (``index``: a str that may be
+    given as a non-negative integer, e.g. a device index)."""
+    meta = {"doc": doc, "min": min, "max": max, "secret": secret, "index": index}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -112,10 +114,14 @@ class RealtimeConfig:
 @dataclass(frozen=True)
 class AudioConfig:
     input: str = opt(
-        "default", doc='Capture device: name substring, index, "default" or file:PATH (WAV).'
+        "default",
+        index=True,
+        doc='Capture device: name substring, index (e.g. 3), "default" or file:PATH (WAV).',
     )
     output: str = opt(
-        "default", doc='Playback device: name substring, index, "default" or file:PATH (WAV).'
+        "default",
+        index=True,
+        doc='Playback device: name substring, index (e.g. 3), "default" or file:PATH (WAV).',
     )
     input_channels: int = opt(1, min=1, max=16, doc="Channels to open the capture device with.")
     input_channel: int = opt(0, min=0, max=15, doc="The channel fed to the wake word and session.")
@@ -252,7 +258,9 @@ class ButtonConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    level: Literal["debug", "info", "warning", "error"] = opt("info", doc="Log level.")
+    level: Literal["debug", "info", "warning", "error"] = opt(
+        "info", doc="Log level (any case; choice keys all ignore case)."
+    )
 
 
 # --------------------------------------------------------------------------- agents (issue 6)
@@ -382,6 +390,9 @@ def _convert(tp: Any, value: object, path: str, meta: Mapping[str, Any]) -> Any:
         return _build(tp, value, path)
     if origin is Literal:
         choices = get_args(tp)
+        if isinstance(value, str) and value not in choices:  # "DEBUG" means "debug"
+            folded = {c.lower(): c for c in choices if isinstance(c, str)}
+            value = folded.get(value.lower(), value)
         if value not in choices:
             shown = ", ".join(repr(c) if c == "" else str(c) for c in choices)
             raise ConfigError(path, f"expected one of {shown}, got {_describe(value)}")
@@ -421,8 +432,11 @@ def _convert(tp: Any, value: object, path: str, meta: Mapping[str, Any]) -> Any:
             raise ConfigError(path, f"expected a number, got {_describe(value)}")
         return _check_range(float(value), path, meta)
     if tp is str:
+        if meta.get("index") and type(value) is int and value >= 0:
+            return str(value)  # audio.input = 3: the device with index 3
         if not isinstance(value, str):
-            raise ConfigError(path, f"expected a string, got {_describe(value)}")
+            wanted = "a string or a device index" if meta.get("index") else "a string"
+            raise ConfigError(path, f"expected {wanted}, got {_describe(value)}")
         return value
     raise ConfigError(path, f"unsupported type {tp!r}")  # pragma: no cover - schema bug
 
@@ -461,6 +475,11 @@ def _check_object(obj: object, prefix: str) -> None:
         )
     if isinstance(obj, RealtimeConfig):
         check_url(obj.url, f"{prefix}.url")
+        if obj.idle_timeout_ms and not 5000 <= obj.idle_timeout_ms <= 30000:
+            raise ConfigError(
+                f"{prefix}.idle_timeout_ms",
+                f"expected 0 (off) or 5000 to 30000 (the API's range), got {obj.idle_timeout_ms}",
+            )
     if isinstance(obj, WakewordConfig):
         if not obj.models:
             raise ConfigError(f"{prefix}.models", "expected at least one model")

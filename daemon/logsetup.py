@@ -314,6 +314,14 @@ def configure(
     else:
         raise ValueError(f"--log-format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     handler: logging.Handler
+    if chosen == "journal" and not os.path.exists(JOURNAL_SOCKET):
+        # Asked for the journal where there is none: readable text, with timestamps, and say so.
+        print(
+            f"voicepi: --log-format journal: {JOURNAL_SOCKET} not found; logging as text",
+            file=stream if stream is not None else sys.stderr,
+            flush=True,
+        )
+        chosen = "text"
     if chosen == "journal":
         handler = JournalHandler()
     else:
