@@ -19,7 +19,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon import cli, config, effective
+from daemon import cli, config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_WAV = ROOT / "daemon" / "data" / "demo.wav"
@@ -200,6 +200,8 @@ def test_check_config_output_is_valid_input_again(tmp_path: Path) -> None:
     )
     out = voicepi("check-config", "--config", str(src))
     assert out.returncode == 0, out.stderr
+    from daemon import effective
+
     reparsed = config.parse(tomllib.loads(out.stdout))
     assert reparsed == effective.load(src)
     assert reparsed.tooling.policy == {"recipes.search": "ask", "get time": "never"}

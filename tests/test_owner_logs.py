@@ -11,7 +11,6 @@ import signal
 from pathlib import Path
 
 from daemon import events as ev
-from daemon.logsetup import event_fields
 from daemon.realtime.simulator import Simulator
 from tests.test_run_cli import _start, _write_config
 
@@ -58,6 +57,8 @@ async def test_a_mic_failure_is_one_record(tmp_path: Path) -> None:
 
 
 def test_mcp_tools_changed_names_the_tools() -> None:
+    from daemon.logsetup import event_fields
+
     event = ev.McpToolsChanged(
         tools=(
             ev.McpTool(server_label="recipes", name="search"),
