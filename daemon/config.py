@@ -585,10 +585,15 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def exit_config_error(exc: ConfigError) -> typing.NoReturn:
-    """Print ``config error: <key path>: <message>`` as one line and exit 78."""
+def report_config_error(exc: ConfigError) -> int:
+    """Print ``config error: <key path>: <message>`` as one line on stderr; returns 78."""
     print(f"config error: {one_line(str(exc))}", file=sys.stderr, flush=True)
-    raise SystemExit(EX_CONFIG)
+    return EX_CONFIG
+
+
+def exit_config_error(exc: ConfigError) -> typing.NoReturn:
+    """``report_config_error`` and exit 78."""
+    raise SystemExit(report_config_error(exc))
 
 
 def replace(cfg: T, **changes: Any) -> T:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np  # here, not at the top: the CLI imports every command module
 
     from ..audiofile import WavError, read_audio
-    from ..config import EX_CONFIG, ConfigError, load_or_exit, replace
+    from ..config import ConfigError, load_or_exit, replace, report_config_error
     from ..effective import with_profile
     from ..wakeword import SAMPLE_RATE, WakeWordDetector
     from ..wakeword.wav import to_16k
@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
         detector = WakeWordDetector(cfg)
         detector.load()
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return report_config_error(exc)
 
     results: list[dict[str, Any]] = []
     status = 0
