@@ -258,9 +258,7 @@ class ButtonConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    level: Literal["debug", "info", "warning", "error"] = opt(
-        "info", doc="Log level (any case; choice keys all ignore case)."
-    )
+    level: Literal["debug", "info", "warning", "error"] = opt("info", doc="Log level.")
 
 
 # --------------------------------------------------------------------------- agents (issue 6)
