@@ -37,25 +37,27 @@ EPILOG = (
     "/etc/voicepi/config.toml (`voicepi check-config` validates it); the README documents "
     "every key, flag, event and exit code."
 )
-# Other distributions that install a top-level ``daemon`` package (PyPI python-daemon):
-# in one environment with voicepi, one overwrites the other's files.
-IMPORT_NAME = "daemon"
+# Distributions that install a top-level ``daemon`` package too: in one environment with
+# voicepi, one overwrites the other's files. Looked up by name (a full
+# packages_distributions() scan costs ~0.3 s on every command).
+CLASHING_DISTRIBUTIONS = ("python-daemon",)
 
 
 def import_name_clash() -> str | None:
-    """One line naming another installed distribution that also provides ``daemon``."""
-    from importlib.metadata import packages_distributions
+    """One line naming an installed distribution that also provides ``daemon``, else None."""
+    from importlib.metadata import PackageNotFoundError, distribution
 
-    others = sorted(
-        {d for d in packages_distributions().get(IMPORT_NAME, []) if d.lower() != "voicepi"}
-    )
-    if not others:
-        return None
-    return (
-        f"voicepi: {', '.join(others)} is installed here too and also provides the top-level "
-        f"'{IMPORT_NAME}' package, so one overwrites the other; install voicepi in a venv "
-        "of its own (image/install.sh does)"
-    )
+    for name in CLASHING_DISTRIBUTIONS:
+        try:
+            distribution(name)
+        except PackageNotFoundError:
+            continue
+        return (
+            f"voicepi: {name} is installed here too and also provides the top-level "
+            "'daemon' package, so one overwrites the other; install voicepi in a venv "
+            "of its own (image/install.sh does)"
+        )
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
