@@ -137,9 +137,11 @@ async def _demo(base: config.Config, args: argparse.Namespace) -> int:
                 watch.cancel()
     if not woke.is_set():
         models = ", ".join(cfg.wakeword.models)
+        with_config = f" --config {args.config}" if args.config else ""
         print(
             f"voicepi demo: nothing woke the speaker within {bound:.1f} s "
-            f"({mic}, wake word models: {models}); `voicepi wakeword {mic}` shows the scores",
+            f"({mic}, wake word models: {models}); "
+            f"`voicepi wakeword {mic}{with_config}` shows the scores",
             file=sys.stderr,
         )
         return 1
