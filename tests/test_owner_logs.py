@@ -7,6 +7,7 @@ websocket line per 20 ms audio frame.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -66,3 +67,47 @@ def test_mcp_tools_changed_names_the_tools() -> None:
         )
     )
     assert event_fields(event)["tools"] == ["recipes.search", "recipes.get"]
+
+
+async def test_a_speaker_that_dies_mid_run_is_one_error_and_exit_1(tmp_path: Path) -> None:
+    """A private PulseAudio server is the sound card; killing it kills the output stream."""
+    import os
+    import sys
+
+    from tests.pulse import PulseServer
+    from tests.test_run_cli import ROOT, Daemon, _env
+
+    server = PulseServer(tmp_path / "pulse")
+    server.start()
+    try:
+        async with Simulator() as sim:
+            cfg = _write_config(tmp_path / "c.toml", sim.url, tmp_path / "unused.wav")
+            cfg.write_text(cfg.read_text().replace(f'output = "file:{tmp_path}/unused.wav"', ""))
+            cfg.write_text(cfg.read_text().replace("[audio]\n", '[audio]\noutput = "pulse"\n'))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "daemon.cli", "run", "--config", str(cfg), "--log-format", "json"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env={**_env(), **server.env},
+                cwd=ROOT,
+            )
+            d = Daemon(proc)
+            try:
+                await d.wait_for(
+                    lambda r: r.get("event") == "state_changed" and r["state"] == "idle"
+                )
+                server.stop()  # the card is gone
+                err = await d.wait_for(lambda r: r.get("event") == "error", 20)
+                assert err["type"] == "speaker_unavailable", err
+                assert await d.finish() == 1
+            finally:
+                if d.proc.returncode is None:
+                    d.proc.send_signal(signal.SIGTERM)
+                    await d.finish()
+    finally:
+        server.stop()
+    assert len(d.events("error")) == 1, d.events("error")
+    assert not any("Traceback" in line for line in d.raw), "\n".join(d.raw)
+    assert os.environ.get("PULSE_SERVER") != server.env["PULSE_SERVER"]

@@ -96,12 +96,14 @@ async def open_speaker(
     notifier: Notifier | None = None,
     give_up_s: float = SPEAKER_GIVE_UP_S,
     clock: Callable[[], float] = time.monotonic,
+    on_error: Callable[[BaseException], None] | None = None,
 ) -> Any:
     """Open ``audio.output``, retrying with backoff like the microphone.
 
     A failure is one ``error`` event (type ``speaker_unavailable``) and a status
     line; the open is retried (0.5 s doubling to 5 s) until ``give_up_s`` has passed,
     then SpeakerUnavailable is raised. ``give_up_s`` 0 tries once (the demo).
+    ``on_error`` is called (from a watchdog thread) if a device stream dies later.
     Returns the hw.audio Player for ``build(..., player=...)``.
     """
     from hw.audio import open_player
@@ -117,6 +119,7 @@ async def open_speaker(
                 block_ms=cfg.audio.block_ms,
                 jitter_ms=cfg.audio.jitter_ms,
                 volume=cfg.audio.volume,
+                on_error=on_error,
             )
         except Exception as exc:  # no card, device gone, unwritable file: retry, then give up
             reason = str(exc) or type(exc).__name__

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Any
 
 from .. import config, effective
 from .. import events as ev
@@ -49,8 +50,22 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
     assert main is not None
     for sig in (signal.SIGTERM, signal.SIGINT):  # while the speaker is retried: stop cleanly
         loop.add_signal_handler(sig, main.cancel)
+    running: list[Any] = []  # the appliance, once built
+
+    def speaker_lost(exc: BaseException) -> None:
+        # The speaker's stream died mid-run: one error event, then exit 1 so systemd
+        # restarts us and the start-up path above retries the device for 30 s.
+        emit_to_log(ev.Error(error=ev.ErrorInfo(type="speaker_unavailable", message=str(exc))))
+        if running:
+            running[0].request_stop(EXIT_UNAVAILABLE)
+
+    def on_speaker_error(exc: BaseException) -> None:  # a watchdog thread
+        loop.call_soon_threadsafe(speaker_lost, exc)
+
     try:
-        player = await open_speaker(cfg, emit=emit_to_log, notifier=notifier)
+        player = await open_speaker(
+            cfg, emit=emit_to_log, notifier=notifier, on_error=on_speaker_error
+        )
     except SpeakerUnavailable as exc:
         print(f"voicepi: {config.one_line(str(exc))}", file=sys.stderr, flush=True)
         return EXIT_UNAVAILABLE
@@ -69,6 +84,7 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
         print(f"voicepi: cannot start: {config.one_line(str(exc))}", file=sys.stderr, flush=True)
         return EXIT_UNAVAILABLE
     app = built.app
+    running.append(app)
 
     def reload() -> None:
         notifier.reloading()
