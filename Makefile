@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config pulseaudio pulseaudio-utils \
-	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container shellcheck
+	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container shellcheck \
+	libsndfile1
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv docs test lint typecheck pytest demo bench clean

@@ -1,5 +1,8 @@
-"""The `voicepi` command line: subcommands live in ``daemon.commands``, imported lazily
-so `voicepi check-config` never pays for numpy, PyAudio or the wake word models."""
+"""The `voicepi` command line.
+
+Subcommands live in ``daemon.commands``, imported lazily so `voicepi check-config` never
+pays for PyAudio or the wake word models.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +29,40 @@ def _module_name(command: str) -> str:
     return "daemon.commands." + command.replace("-", "_")
 
 
+DESCRIPTION = (
+    "A voice appliance for the Raspberry Pi: wake word, OpenAI Realtime voice sessions, "
+    "the answer on the speaker, LEDs and a button."
+)
+EPILOG = (
+    "`voicepi COMMAND --help` shows a command's options. The config is "
+    "/etc/voicepi/config.toml (`voicepi check-config` validates it); the README documents "
+    "every key, flag, event and exit code."
+)
+# Distributions that install a top-level ``daemon`` package too: in one environment with
+# voicepi, one overwrites the other's files. Looked up by name (a full
+# packages_distributions() scan costs ~0.3 s on every command).
+CLASHING_DISTRIBUTIONS = ("python-daemon",)
+
+
+def import_name_clash() -> str | None:
+    """One line naming an installed distribution that also provides ``daemon``, else None."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    for name in CLASHING_DISTRIBUTIONS:
+        try:
+            distribution(name)
+        except PackageNotFoundError:
+            continue
+        return (
+            f"voicepi: {name} is installed here too and also provides the top-level "
+            "'daemon' package, so one overwrites the other; install voicepi in a venv "
+            "of its own (image/install.sh does)"
+        )
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voicepi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="voicepi", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"voicepi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
@@ -40,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    clash = import_name_clash()
+    if clash is not None:
+        print(clash, file=sys.stderr)
+        return 1
     module = importlib.import_module(_module_name(args.command))
     try:
         code: int = module.run(args)

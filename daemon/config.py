@@ -55,9 +55,11 @@ def opt(
     min: float | None = None,
     max: float | None = None,
     secret: bool = False,
+    index: bool = False,
 ) -> Any:
-    """A config field with its README doc and its range."""
-    meta = {"doc": doc, "min": min, "max": max, "secret": secret}
+    """A config field with its README doc and its range (``index``: a str that may be
+    given as a non-negative integer, e.g. a device index)."""
+    meta = {"doc": doc, "min": min, "max": max, "secret": secret, "index": index}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -132,10 +134,14 @@ class RealtimeConfig:
 @dataclass(frozen=True)
 class AudioConfig:
     input: str = opt(
-        "default", doc='Capture device: name substring, index, "default" or file:PATH (WAV).'
+        "default",
+        index=True,
+        doc='Capture device: name substring, index (e.g. 3), "default" or file:PATH (WAV).',
     )
     output: str = opt(
-        "default", doc='Playback device: name substring, index, "default" or file:PATH (WAV).'
+        "default",
+        index=True,
+        doc='Playback device: name substring, index (e.g. 3), "default" or file:PATH (WAV).',
     )
     input_channels: int = opt(1, min=1, max=16, doc="Channels to open the capture device with.")
     input_channel: int = opt(0, min=0, max=15, doc="The channel fed to the wake word and session.")
@@ -180,7 +186,12 @@ class WakewordConfig:
         factory=dict, doc="Per-model thresholds overriding `threshold`, by model name."
     )
     patience: int = opt(1, min=1, max=20, doc="Consecutive 80 ms frames over the threshold.")
-    refractory: float = opt(2.0, min=0.0, max=60.0, doc="Seconds after a detection to ignore.")
+    refractory: float = opt(
+        2.0,
+        min=0.0,
+        max=60.0,
+        doc="Seconds after a detection to ignore (and until the score falls below the threshold).",
+    )
     speaking_tail: float = opt(
         0.5, min=0.0, max=10.0, doc="Seconds scoring stays paused after the speaker drains."
     )
@@ -421,6 +432,9 @@ def _convert(tp: Any, value: object, path: str, meta: Mapping[str, Any]) -> Any:
         return _build(tp, value, path)
     if origin is Literal:
         choices = get_args(tp)
+        if isinstance(value, str) and value not in choices:  # "DEBUG" means "debug"
+            folded = {c.lower(): c for c in choices if isinstance(c, str)}
+            value = folded.get(value.lower(), value)
         if value not in choices:
             shown = ", ".join(repr(c) if c == "" else str(c) for c in choices)
             raise ConfigError(path, f"expected one of {shown}, got {_describe(value)}")
@@ -460,8 +474,11 @@ def _convert(tp: Any, value: object, path: str, meta: Mapping[str, Any]) -> Any:
             raise ConfigError(path, f"expected a number, got {_describe(value)}")
         return _check_range(float(value), path, meta)
     if tp is str:
+        if meta.get("index") and type(value) is int and value >= 0:
+            return str(value)  # audio.input = 3: the device with index 3
         if not isinstance(value, str):
-            raise ConfigError(path, f"expected a string, got {_describe(value)}")
+            wanted = "a string or a device index" if meta.get("index") else "a string"
+            raise ConfigError(path, f"expected {wanted}, got {_describe(value)}")
         return value
     raise ConfigError(path, f"unsupported type {tp!r}")  # pragma: no cover - schema bug
 
@@ -500,6 +517,11 @@ def _check_object(obj: object, prefix: str) -> None:
         )
     if isinstance(obj, RealtimeConfig):
         check_url(obj.url, f"{prefix}.url")
+        if obj.idle_timeout_ms and not 5000 <= obj.idle_timeout_ms <= 30000:
+            raise ConfigError(
+                f"{prefix}.idle_timeout_ms",
+                f"expected 0 (off) or 5000 to 30000 (the API's range), got {obj.idle_timeout_ms}",
+            )
     if isinstance(obj, WakewordConfig):
         if not obj.models:
             raise ConfigError(f"{prefix}.models", "expected at least one model")
@@ -573,18 +595,38 @@ def load(path: Path | str | None = None) -> Config:
     explicit = path is not None
     file = Path(path) if path is not None else DEFAULT_PATH
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except FileNotFoundError:
         if explicit:
             raise ConfigError("", f"config file {file} not found") from None
         return Config()
     except OSError as exc:
         raise ConfigError("", f"cannot read {file}: {exc.strerror}") from None
+    return parse(decode_toml(raw, file))
+
+
+def decode_toml(raw: bytes, file: Path | str) -> dict[str, Any]:
+    """TOML bytes -> data; ConfigError (one line, with line and column) for anything else.
+
+    A leading UTF-8 byte order mark (Windows editors write one) is skipped; other
+    non-UTF-8 bytes are named by line and column, not a UnicodeDecodeError.
+    """
     try:
-        data = tomllib.loads(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            "",
+            f"{file}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, "
+            f"column {column}); save the file as UTF-8",
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{file}: invalid TOML: {exc}") from None
-    return parse(data)
+    except (ValueError, RecursionError) as exc:  # a 5000-digit integer, [[[[...]]]] nesting
+        raise ConfigError("", f"{file}: invalid TOML: {type(exc).__name__}: {exc}") from None
 
 
 def load_or_exit(path: Path | str | None = None) -> Config:
@@ -592,8 +634,23 @@ def load_or_exit(path: Path | str | None = None) -> Config:
     try:
         return load(path)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        raise SystemExit(EX_CONFIG) from None
+        exit_config_error(exc)
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other control characters escaped (a key may hold them)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def report_config_error(exc: ConfigError) -> int:
+    """Print ``config error: <key path>: <message>`` as one line on stderr; returns 78."""
+    print(f"config error: {one_line(str(exc))}", file=sys.stderr, flush=True)
+    return EX_CONFIG
+
+
+def exit_config_error(exc: ConfigError) -> typing.NoReturn:
+    """``report_config_error`` and exit 78."""
+    raise SystemExit(report_config_error(exc))
 
 
 def replace(cfg: T, **changes: Any) -> T:
@@ -639,28 +696,14 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(cfg: Config, *, redact: bool = True) -> str:
-    """Render the effective config as TOML (what `voicepi check-config` prints)."""
-    data = to_dict(cfg, redact=redact)
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    arrays: list[tuple[str, list[dict[str, Any]]]] = []
-    for name, value in data.items():
-        if isinstance(value, dict):
-            tables.append((name, value))
-        elif isinstance(value, list):  # [[agents]] and the like: arrays of tables
-            arrays.append((name, value))
-    for name, table in tables:
-        lines.append(f"[{name}]")
-        for key, value in table.items():
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    for name, items in arrays:
-        for item in items:
-            lines.append(f"[[{name}]]")
-            for key, value in item.items():
-                lines.append(f"{key} = {_toml_value(value)}")
-            lines.append("")
-    return "\n".join(lines)
+    """Render the effective config as TOML (what `voicepi check-config` prints).
+
+    Written by ``tomli_w``, so quoting (a dotted ``tooling.policy`` key, control
+    characters) is right and the output is valid input again.
+    """
+    import tomli_w
+
+    return tomli_w.dumps(to_dict(cfg, redact=redact))
 
 
 # Where the key is looked for, in order (for the start-up warning and check-config).

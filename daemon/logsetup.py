@@ -7,7 +7,7 @@
   stderr is the journal stream systemd set up (JOURNAL_STREAM).
 
 ``audio`` events are never logged; chatty ones (raw transport events, transcript
-deltas) only at debug level.
+deltas, history and LED changes) only at debug level.
 """
 
 from __future__ import annotations
@@ -32,8 +32,19 @@ EVENT_LOGGER = "voicepi.events"
 
 # Never logged: answer audio is bulk data, not an event anyone reads.
 SILENT_EVENTS = frozenset({"audio"})
-# LED changes are INFO: the JSON log contract promises them (with `pattern`).
-DEBUG_EVENTS = frozenset({"transport_event", "assistant_transcript_delta"})
+# An operator reads state, wake, session, transcripts and errors at info. Per-frame and
+# per-history detail is debug: history_* (every transcript delta changes the history),
+# led_changed (a pure function of state_changed) and the raw transport events.
+DEBUG_EVENTS = frozenset(
+    {
+        "transport_event",
+        "assistant_transcript_delta",
+        "history_added",
+        "history_updated",
+        "led_changed",
+    }
+)
+_ELIDE_CHARS = 120  # raw transport strings longer than this (base64 audio) show their size
 WARNING_EVENTS = frozenset({"guardrail_tripped"})
 ERROR_EVENTS = frozenset({"error"})
 
@@ -93,6 +104,33 @@ def event_level(event_type: str, fields: Mapping[str, Any] | None = None) -> int
     return logging.INFO
 
 
+def event_fields(event: Event) -> dict[str, Any]:
+    """``to_log_fields`` with what an operator needs from the tuple-valued events:
+    MCP tool names (not a count), the history's size and newest item, and raw transport
+    events with bulk strings (audio deltas) replaced by their length."""
+    fields = to_log_fields(event)
+    if event.type == "mcp_tools_changed":
+        tools = getattr(event, "tools", ())
+        fields["tools"] = [f"{t.server_label}.{t.name}" for t in tools]
+    elif event.type == "history_updated":
+        history = getattr(event, "history", ())
+        fields["items"] = fields.pop("history", len(history))
+        if history:
+            last = history[-1]
+            fields["last"] = f"{last.item_id} {last.role or last.kind} {last.status}".strip()
+    elif event.type == "transport_event":
+        data = getattr(event, "data", {})
+        fields.pop("data", None)
+        fields["server_event"] = data.get("type", "?")
+        for key, value in data.items():
+            if key == "type":
+                continue
+            if isinstance(value, str) and len(value) > _ELIDE_CHARS:
+                value = f"<{len(value)} chars>"
+            fields[f"data_{key}" if key in fields else key] = value
+    return fields
+
+
 def _short(value: Any, limit: int = 200) -> str:
     text = value if isinstance(value, str) else _plain(value)
     text = " ".join(text.splitlines())
@@ -147,7 +185,7 @@ def journal_name(key: str) -> str:
 
 def journal_fields(event: Event, **extra: Any) -> dict[str, str]:
     """The journald fields of one event record (without MESSAGE/PRIORITY)."""
-    data = {**_context, **to_log_fields(event), **extra}
+    data = {**_context, **event_fields(event), **extra}
     out: dict[str, str] = {}
     for key, value in data.items():
         if value is None:
@@ -276,6 +314,14 @@ def configure(
     else:
         raise ValueError(f"--log-format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     handler: logging.Handler
+    if chosen == "journal" and not os.path.exists(JOURNAL_SOCKET):
+        # Asked for the journal where there is none: readable text, with timestamps, and say so.
+        print(
+            f"voicepi: --log-format journal: {JOURNAL_SOCKET} not found; logging as text",
+            file=stream if stream is not None else sys.stderr,
+            flush=True,
+        )
+        chosen = "text"
     if chosen == "journal":
         handler = JournalHandler()
     else:
@@ -303,7 +349,9 @@ def log_event(event: Event, **extra: Any) -> None:
     if event.type in SILENT_EVENTS:
         return
     logger = logging.getLogger(EVENT_LOGGER)
-    fields = {**_context, **to_log_fields(event), **extra}
+    if event.type in DEBUG_EVENTS and not logger.isEnabledFor(logging.DEBUG):
+        return  # before building fields: transport events come with every audio delta
+    fields = {**_context, **event_fields(event), **extra}
     level = event_level(event.type, fields)
     if not logger.isEnabledFor(level):
         return

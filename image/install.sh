@@ -3,6 +3,7 @@
 #
 #   sudo image/install.sh                     # from a checked-out repo: install, ask for the key, start
 #   sudo image/install.sh --key-stdin < key   # the OpenAI API key from stdin
+#   echo "$KEY" | sudo image/install.sh       # the same: stdin that is not a terminal
 #   sudo image/install.sh --no-start --no-key # image builds and chroots
 #   sudo image/install.sh --uninstall [--purge]
 #
@@ -40,6 +41,32 @@ die() {
 	printf 'voicepi-install: error: %s\n' "$*" >&2
 	exit 1
 }
+
+# The API key on stdout (empty: none) for a key mode: ask | stdin | none.
+# "ask" prompts on a terminal; when stdin is not a terminal (echo "$KEY" | sudo install.sh)
+# the key is read from it, as with --key-stdin, replacing a stored one.
+read_key() {
+	local mode=$1 key=""
+	if [ "$mode" = ask ] && [ ! -t 0 ]; then
+		IFS= read -r -t 10 key || true # a pipe with the key is there at once; never hang
+		key=$(printf '%s' "$key" | tr -d '[:space:]')
+		[ -n "$key" ] || [ -s "$KEY_FILE" ] || warn "no terminal to ask for the API key and none on standard input; set it later with: install.sh --key-stdin < keyfile"
+	elif [ "$mode" = stdin ]; then
+		IFS= read -r key || true
+		key=$(printf '%s' "$key" | tr -d '[:space:]')
+		[ -n "$key" ] || die "--key-stdin: no key on standard input"
+	elif [ "$mode" = ask ] && [ ! -s "$KEY_FILE" ]; then
+		IFS= read -r -s -p "OpenAI API key (input hidden, empty to skip): " key || true
+		echo >&2
+		key=$(printf '%s' "$key" | tr -d '[:space:]')
+	fi
+	printf '%s' "$key"
+}
+
+# Sourced (tests): the functions above only.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+	return 0
+fi
 
 usage() {
 	cat <<'EOF'
@@ -134,20 +161,7 @@ fi
 command -v systemctl >/dev/null || die "systemd is required (systemctl not found)"
 
 # Read the key before the long part, so a prompt does not come after minutes of pip.
-api_key=""
-if [ "$key_mode" = stdin ]; then
-	IFS= read -r api_key || true
-	api_key=$(printf '%s' "$api_key" | tr -d '[:space:]')
-	[ -n "$api_key" ] || die "--key-stdin: no key on standard input"
-elif [ "$key_mode" = ask ] && [ ! -s "$KEY_FILE" ]; then
-	if [ -t 0 ]; then
-		IFS= read -r -s -p "OpenAI API key (input hidden, empty to skip): " api_key || true
-		echo
-		api_key=$(printf '%s' "$api_key" | tr -d '[:space:]')
-	else
-		warn "no terminal to ask for the API key; set it later with: install.sh --key-stdin < keyfile"
-	fi
-fi
+api_key=$(read_key "$key_mode")
 
 # The source to pip install: a wheel, or a copy of the repo (pip builds in-tree, and the
 # repo may be read-only or owned by someone else).

@@ -378,7 +378,9 @@ async def test_sigterm_mid_session_closes_cleanly_and_the_next_start_wakes(
 ) -> None:
     from tests.test_run_cli import _start, _write_config
 
-    cfg = _write_config(tmp_path / "config.toml", sim.url, tmp_path / "out.wav")
+    # led_changed is a debug record
+    debug = '[logging]\nlevel = "debug"\n'
+    cfg = _write_config(tmp_path / "config.toml", sim.url, tmp_path / "out.wav", debug)
     for attempt in range(2):
         d = await _start(cfg)
         try:

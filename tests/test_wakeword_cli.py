@@ -119,7 +119,7 @@ def test_bad_files_are_reported_and_the_rest_scored(
     missing = tmp_path / "missing.wav"
     assert main(["wakeword", str(junk), str(missing), HEY_JARVIS]) == 1
     out, err = capsys.readouterr()
-    assert f"{junk}: not a readable PCM WAV file" in err
+    assert f"{junk}: not a readable audio file" in err
     assert f"{missing}: no such file" in err
     assert HEY_JARVIS in out
     with pytest.raises(WavError):

@@ -221,8 +221,7 @@ class Appliance:
             # and logged once; the monitor keeps retrying until it gives up.
             log.debug("microphone still unavailable: %s", exc)
             return
-        log.warning("microphone failed: %s", exc)
-        now = self.parts.clock()
+        now = self.parts.clock()  # logged once, as the error event below
         if self._mic_failed_at is None:
             self._mic_failed_at = now
         self._error("microphone_unavailable", str(exc) or type(exc).__name__)
@@ -543,7 +542,7 @@ class Appliance:
         changes = session_facts(event)
         if changes:
             self._emit_state(self.sm.update(**changes))
-        if not isinstance(event, ev.Audio | ev.TransportEvent):
+        if not isinstance(event, ev.Audio):  # transport events: the log keeps them at debug
             self.parts.emit(event)
         self._emit_countdown(out)
         self._refresh_leds()

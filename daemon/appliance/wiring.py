@@ -84,6 +84,70 @@ def mic_factory(cfg: Config) -> Callable[..., Mic]:
     return open_mic
 
 
+SPEAKER_GIVE_UP_S = 30.0  # as the microphone: not back by then, exit 1 so systemd restarts us
+
+
+class SpeakerUnavailable(Exception):
+    """The speaker could not be opened within the give-up time; one line, exit 1."""
+
+
+async def open_speaker(
+    cfg: Config,
+    *,
+    emit: Callable[[ev.Event], None],
+    notifier: Notifier | None = None,
+    give_up_s: float = SPEAKER_GIVE_UP_S,
+    clock: Callable[[], float] = time.monotonic,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> Any:
+    """Open ``audio.output``, retrying with backoff like the microphone.
+
+    A failure is one ``error`` event (type ``speaker_unavailable``) and a status
+    line; the open is retried (0.5 s doubling to 5 s) until ``give_up_s`` has passed,
+    then SpeakerUnavailable is raised. ``give_up_s`` 0 tries once (the demo).
+    ``on_error`` is called (from a watchdog thread) if a device stream dies later.
+    Returns the hw.audio Player for ``build(..., player=...)``.
+    """
+    from hw.audio import open_player
+
+    started = clock()
+    delay = 0.5
+    failed = False
+    while True:
+        try:
+            player = open_player(
+                cfg.audio.output,
+                rate=cfg.audio.output_rate,
+                block_ms=cfg.audio.block_ms,
+                jitter_ms=cfg.audio.jitter_ms,
+                volume=cfg.audio.volume,
+                on_error=on_error,
+            )
+        except Exception as exc:  # no card, device gone, unwritable file: retry, then give up
+            reason = str(exc) or type(exc).__name__
+            if give_up_s <= 0:
+                raise SpeakerUnavailable(
+                    f"speaker unavailable ({cfg.audio.output!r}): {reason}"
+                ) from None
+            if not failed:
+                failed = True  # logged once, as the error event
+                emit(ev.Error(error=ev.ErrorInfo(type="speaker_unavailable", message=reason)))
+                if notifier is not None:
+                    notifier.status("speaker unavailable, retrying")
+            else:
+                log.debug("speaker still unavailable: %s", reason)
+            if clock() - started + delay > give_up_s:
+                raise SpeakerUnavailable(
+                    f"speaker unavailable ({cfg.audio.output!r}): {reason}"
+                ) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        if failed:
+            log.info("speaker recovered")
+        return player
+
+
 def build(
     cfg: Config,
     *,
@@ -94,8 +158,13 @@ def build(
     max_sessions: int | None = None,
     detector: WakeWordDetector | None = None,
     pin_factory: Any | None = None,
+    player: Any | None = None,
 ) -> Built:
-    """Wire every part for ``cfg``; the wake word models are loaded before this returns."""
+    """Wire every part for ``cfg``; the wake word models are loaded before this returns.
+
+    ``player`` is an opened speaker (``open_speaker``); None opens ``audio.output``
+    once, raising what the device raises.
+    """
     from hw.audio import open_player
 
     closers: list[Callable[[], None]] = []
@@ -105,13 +174,14 @@ def build(
         detector.load()
         closers.append(detector.close)
 
-    player = open_player(
-        cfg.audio.output,
-        rate=cfg.audio.output_rate,
-        block_ms=cfg.audio.block_ms,
-        jitter_ms=cfg.audio.jitter_ms,
-        volume=cfg.audio.volume,
-    )
+    if player is None:
+        player = open_player(
+            cfg.audio.output,
+            rate=cfg.audio.output_rate,
+            block_ms=cfg.audio.block_ms,
+            jitter_ms=cfg.audio.jitter_ms,
+            volume=cfg.audio.volume,
+        )
     closers.append(player.close)
 
     holder: dict[str, Appliance] = {}

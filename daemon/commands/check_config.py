@@ -1,10 +1,14 @@
-"""`voicepi check-config`: validate and print the effective config, secrets redacted."""
+"""`voicepi check-config`: validate and print the effective config, secrets redacted.
+
+It validates through ``daemon.effective``, the path `run`, SIGHUP and `demo` use, so
+it accepts exactly what they accept; the printed TOML is valid input again.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from .. import config
+from .. import config, effective
 from .common import add_config_argument
 
 
@@ -13,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config.load_or_exit(args.config)
+    cfg = effective.load_or_exit(args.config)
     print(config.to_toml(cfg), end="")
     key, source = config.find_api_key()
     # Whether, and where, never the value.

@@ -4,17 +4,20 @@ The local simulator plays the OpenAI Realtime API, the bundled WAV ("hey
 jarvis", then a question) is the microphone, the answer is written to a WAV at
 real-time pace, and the LEDs and button run on gpiozero's mock pins. The run
 prints a timeline and exits 0 once the inactivity countdown has closed the
-session.
+session; 1 with one line when nothing woke it within the mic's length plus 5 s,
+or the --mic or --output file cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -39,11 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--inactivity-timeout",
-        type=float,
-        default=7.0,
+        type=_inactivity,
+        default=None,
         metavar="S",
-        help="seconds of inactivity before the session closes (default 7)",
+        help="seconds of inactivity before the session closes, 1 to 3600 "
+        "(default: session.inactivity_timeout from --config, else 7)",
     )
+
+
+def _inactivity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 1.0 <= value <= 3600.0:  # session.inactivity_timeout's range
+        raise argparse.ArgumentTypeError(f"expected 1 to 3600 seconds, got {text}")
+    return value
 
 
 def demo_config(
@@ -59,38 +73,78 @@ def demo_config(
     )
 
 
+NO_WAKE_TAIL_S = 5.0  # after the mic's audio ends: the score peaks late, refractory, jitter
+
+
 def run(args: argparse.Namespace) -> int:
     base = config.load_or_exit(args.config) if args.config else config.Config()
+    if args.inactivity_timeout is None:
+        args.inactivity_timeout = base.session.inactivity_timeout if args.config else 7.0
     return asyncio.run(_demo(base, args))
 
 
 async def _demo(base: config.Config, args: argparse.Namespace) -> int:
-    from ..appliance.wiring import build, run_until_stopped
+    from ..appliance.wiring import SpeakerUnavailable, build, open_speaker, run_until_stopped
+    from ..audiofile import WavError, read_audio
+    from ..effective import effective
     from ..realtime.simulator import Simulator
-    from .run import prepare
 
     with resources.as_file(resources.files("daemon") / "data" / "demo.wav") as bundled:
         mic = Path(args.mic) if args.mic else bundled
+        try:
+            decoded = read_audio(mic)
+        except WavError as exc:
+            print(f"voicepi demo: --mic: {exc}", file=sys.stderr)
+            return 1
         out_dir = Path(tempfile.mkdtemp(prefix="voicepi-demo-"))
         output = Path(args.output) if args.output else out_dir / "answer.wav"
         closes: list[ev.SessionClosed] = []
+        woke = asyncio.Event()
         t0 = time.monotonic()
 
         def show(event: ev.Event) -> None:
             if isinstance(event, ev.SessionClosed):
                 closes.append(event)
+            if isinstance(event, ev.WakeWordDetected):
+                woke.set()
             text = line(event, time.monotonic() - t0)
             if text is not None:
                 print(text, flush=True)
 
         transcripts = (DEMO_QUESTION,) if args.mic is None else ()
         async with Simulator(transcripts=transcripts) as sim:
-            cfg = prepare(
-                demo_config(base, url=sim.url, mic=mic, output=output, idle=args.inactivity_timeout)
-            )
+            try:
+                cfg = effective(
+                    demo_config(
+                        base, url=sim.url, mic=mic, output=output, idle=args.inactivity_timeout
+                    )
+                )
+            except config.ConfigError as exc:
+                config.exit_config_error(exc)
             print(f"voicepi demo: simulator at {sim.url}, microphone {mic}", flush=True)
-            built = build(cfg, emit=show, max_sessions=1)
-            code = await run_until_stopped(built)
+            try:
+                player = await open_speaker(cfg, emit=show, give_up_s=0.0)
+            except SpeakerUnavailable as exc:
+                print(f"voicepi demo: --output: {exc}", file=sys.stderr)
+                return 1
+            built = build(cfg, emit=show, max_sessions=1, player=player)
+            # Nothing may wake it (a short --mic, a model the WAV does not say): end, not hang.
+            bound = len(decoded.frames) / decoded.rate + NO_WAKE_TAIL_S
+            watch = asyncio.ensure_future(_no_wake(woke, bound, built.app.request_stop))
+            try:
+                code = await run_until_stopped(built)
+            finally:
+                watch.cancel()
+    if not woke.is_set():
+        models = ", ".join(cfg.wakeword.models)
+        with_config = f" --config {args.config}" if args.config else ""
+        print(
+            f"voicepi demo: nothing woke the speaker within {bound:.1f} s "
+            f"({mic}, wake word models: {models}); "
+            f"`voicepi wakeword {mic}{with_config}` shows the scores",
+            file=sys.stderr,
+        )
+        return 1
     print(f"voicepi demo: answer audio written to {output}", flush=True)
     if code != 0:
         return code
@@ -99,3 +153,10 @@ async def _demo(base: config.Config, args: argparse.Namespace) -> int:
         print(f"voicepi demo: expected an inactivity close, got {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _no_wake(woke: asyncio.Event, bound: float, stop: Callable[[int], None]) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(woke.wait(), bound)
+        return
+    stop(1)

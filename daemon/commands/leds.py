@@ -31,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         leds = build_leds(cfg)
     except config.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return config.EX_CONFIG
+        return config.report_config_error(exc)
     except Exception as exc:  # no GPIO/SPI on this machine, pins busy, no permission
         print(f"voicepi leds: cannot open the LEDs: {exc}", file=sys.stderr)
         return 1

@@ -7,13 +7,15 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Any
 
-from .. import config
+from .. import config, effective
 from .. import events as ev
 from ..logsetup import add_log_format_argument, configure, log_event, set_context
 from .common import add_config_argument
 
 log = logging.getLogger("voicepi")
+EXIT_UNAVAILABLE = 1  # mic or speaker not back within 30 s, or start-up failed: systemd restarts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,25 +34,44 @@ def emit_to_log(event: ev.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure(args.log_format)
-    cfg = prepare(config.load_or_exit(args.config))
+    cfg = effective.load_or_exit(args.config)
     logging.getLogger().setLevel(cfg.logging.level.upper())
     return asyncio.run(serve(cfg, args.config))
 
 
-def prepare(cfg: config.Config) -> config.Config:
-    """The board profile fills in what the config leaves at its defaults."""
-    from hw.profiles import apply_profile
-
-    return apply_profile(cfg)
-
-
 async def serve(cfg: config.Config, config_path: str | None) -> int:
     from ..appliance.reload import plan_reload
-    from ..appliance.wiring import build, run_until_stopped
+    from ..appliance.wiring import SpeakerUnavailable, build, open_speaker, run_until_stopped
     from ..notify import Notifier
     from ..realtime.session import is_loopback
 
     notifier = Notifier()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):  # while the speaker is retried: stop cleanly
+        loop.add_signal_handler(sig, main.cancel)
+    running: list[Any] = []  # the appliance, once built
+
+    def speaker_lost(exc: BaseException) -> None:
+        # The speaker's stream died mid-run: one error event, then exit 1 so systemd
+        # restarts us and the start-up path above retries the device for 30 s.
+        emit_to_log(ev.Error(error=ev.ErrorInfo(type="speaker_unavailable", message=str(exc))))
+        if running:
+            running[0].request_stop(EXIT_UNAVAILABLE)
+
+    def on_speaker_error(exc: BaseException) -> None:  # a watchdog thread
+        loop.call_soon_threadsafe(speaker_lost, exc)
+
+    try:
+        player = await open_speaker(
+            cfg, emit=emit_to_log, notifier=notifier, on_error=on_speaker_error
+        )
+    except SpeakerUnavailable as exc:
+        print(f"voicepi: {config.one_line(str(exc))}", file=sys.stderr, flush=True)
+        return EXIT_UNAVAILABLE
+    except asyncio.CancelledError:
+        return 0
     notifier.status("loading wake word models")
     key, _ = config.find_api_key()
     if key is None and not is_loopback(cfg.realtime.url):
@@ -60,19 +81,25 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
             config.API_KEY_PLACES,
         )
     try:
-        built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=key)
+        built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=key, player=player)
     except config.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr, flush=True)
-        return config.EX_CONFIG
+        player.close()
+        config.exit_config_error(exc)
+    except Exception as exc:  # a start-up failure is one line and exit 1, never a traceback
+        player.close()
+        print(f"voicepi: cannot start: {config.one_line(str(exc))}", file=sys.stderr, flush=True)
+        return EXIT_UNAVAILABLE
     app = built.app
-    loop = asyncio.get_running_loop()
+    running.append(app)
 
     def reload() -> None:
         notifier.reloading()
         try:
-            new = prepare(config.load(config_path))
+            new = effective.load(config_path)
         except config.ConfigError as exc:
-            log.error("config reload failed, keeping the running config: %s", exc)
+            log.error(
+                "config reload failed, keeping the running config: %s", config.one_line(str(exc))
+            )
             notifier.ready()
             return
         plan = plan_reload(app.cfg, new)

@@ -18,9 +18,26 @@ def _fault(spec: str) -> str:
     return spec
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 0 to 65535, got {port}")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1); with 0.0.0.0 or :: the printed URL is "
+        "the loopback one, since realtime.url takes ws:// only to loopback",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8765, help="TCP port, 0 to 65535; 0 picks a free one"
+    )
     parser.add_argument(
         "--fault",
         action="append",

@@ -1,8 +1,10 @@
 """`voicepi wakeword FILE.wav ...`: score WAV files with the wake word models.
 
-Each file is converted to 16 kHz mono and run through the same detector the
-daemon uses (thresholds, patience, refractory from the config), so what this
-prints is what the speaker would do with that audio. numpy is imported here
+Each file is converted to 16 kHz mono (the channel ``audio.input_channel`` picks,
+board profile applied, as the daemon's ``file:`` mic does) and run through the same
+detector the daemon uses (thresholds, patience, refractory from the config), so
+what this prints is what the speaker would do with that audio. A truncated file
+is scored with a warning. numpy is imported here
 only, never by `voicepi check-config`.
 """
 
@@ -39,11 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np  # here, not at the top: the CLI imports every command module
 
-    from ..config import EX_CONFIG, ConfigError, load_or_exit, replace
+    from ..audiofile import WavError, read_audio
+    from ..config import ConfigError, load_or_exit, replace, report_config_error
+    from ..effective import with_profile
     from ..wakeword import SAMPLE_RATE, WakeWordDetector
-    from ..wakeword.wav import WavError, read_wav_16k
+    from ..wakeword.wav import to_16k
 
-    cfg = load_or_exit(args.config).wakeword
+    full = with_profile(load_or_exit(args.config))
+    channel = full.audio.input_channel  # the channel the daemon listens to, not a mix
+    cfg = full.wakeword
     if args.model:
         cfg = replace(cfg, models=tuple(args.model), thresholds={})
     if args.threshold is not None:
@@ -55,18 +61,20 @@ def run(args: argparse.Namespace) -> int:
         detector = WakeWordDetector(cfg)
         detector.load()
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return report_config_error(exc)
 
     results: list[dict[str, Any]] = []
     status = 0
     for path in args.files:
         try:
-            audio = read_wav_16k(path)
+            decoded = read_audio(path)
+            audio = to_16k(decoded, channel)
         except WavError as exc:
             print(f"voicepi wakeword: {exc}", file=sys.stderr)
             status = 1
             continue
+        if decoded.truncated:
+            print(f"voicepi wakeword: warning: {decoded.truncation_note()}", file=sys.stderr)
         detector.reset()
         # Followed by silence, as a microphone would be: the score peaks a little
         # after the word ends, and a file that stops right there would hide it.

@@ -79,6 +79,19 @@ def with_model(url: str, model: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+_AUDIO_FRAMES = (
+    b'"input_audio_buffer.append"',
+    b'"response.output_audio.delta"',
+    b'"response.audio.delta"',
+)
+
+
+def _is_audio_frame(frame: Any) -> bool:
+    """A websockets Frame carrying audio (bulk base64), by its first bytes."""
+    head = bytes(getattr(frame, "data", b"")[:160])
+    return any(marker in head for marker in _AUDIO_FRAMES)
+
+
 class _Redacting(logging.LoggerAdapter):  # type: ignore[type-arg]
     """websockets logs request headers at DEBUG; the key must not reach any log."""
 
@@ -93,6 +106,8 @@ class _Redacting(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         if self.isEnabledFor(level):
+            if msg in ("> %s", "< %s") and args and _is_audio_frame(args[0]):
+                return  # 50 mic frames a second: transport_event records say what matters
             clean = tuple(self._clean(a) for a in args)
             self.logger.log(level, self._clean(msg), *clean, **kwargs)
 

@@ -20,7 +20,11 @@ EAGERNESS = ("auto", "low", "medium", "high")
 
 @dataclass(frozen=True, kw_only=True)
 class SessionSettings:
-    """What the session asks the server for; ``session_update()`` renders it."""
+    """What the session asks the server for; ``session_update()`` renders it.
+
+    Raises ValueError naming the field for a value the API would refuse (unknown voice,
+    speed outside 0.25-1.5, idle_timeout_ms not 0 or 5000-30000, ...).
+    """
 
     model: str = "gpt-realtime"
     voice: str = "marin"
@@ -50,6 +54,18 @@ class SessionSettings:
             raise ValueError(
                 f"noise_reduction: expected one of {', '.join(NOISE_REDUCTIONS)}, "
                 f"got {self.noise_reduction!r}"
+            )
+        from daemon.config import VOICES  # the one list of voices
+
+        if self.voice not in VOICES:
+            raise ValueError(f"voice: expected one of {', '.join(VOICES)}, got {self.voice!r}")
+        for name, lo, hi in (("speed", 0.25, 1.5), ("vad_threshold", 0.0, 1.0)):
+            value = getattr(self, name)
+            if not lo <= value <= hi:  # also false for NaN
+                raise ValueError(f"{name}: expected {lo:g} to {hi:g}, got {value!r}")
+        if self.idle_timeout_ms and not 5000 <= self.idle_timeout_ms <= 30000:
+            raise ValueError(
+                f"idle_timeout_ms: expected 0 (off) or 5000 to 30000, got {self.idle_timeout_ms}"
             )
         if self.eagerness not in EAGERNESS:
             raise ValueError(

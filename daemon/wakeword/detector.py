@@ -31,7 +31,8 @@ class WakeWordDetector:
     """Feeds any block size to the engine in 80 ms frames and decides detections.
 
     - a model fires after ``patience`` consecutive frames at or over its threshold;
-    - after firing, that model stays quiet for ``refractory`` seconds of audio;
+    - after firing, that model stays quiet for ``refractory`` seconds of audio and
+      until its score has fallen below the threshold (re-armed);
     - ``pause()`` / ``resume(tail)`` / ``suppress_until(n)`` drop frames unscored
       (the device must not wake itself); when scoring restarts the engine is
       reset, so audio heard before or during the pause cannot complete a word.
@@ -83,6 +84,7 @@ class WakeWordDetector:
         self._dropping = False
         self._streak = [0] * len(self.names)
         self._quiet_until = [0] * len(self.names)
+        self._armed = [True] * len(self.names)
         self.peaks = dict.fromkeys(self.names, 0.0)
         self.last_scores = dict.fromkeys(self.names, 0.0)
         if self._loaded:
@@ -146,16 +148,24 @@ class WakeWordDetector:
             self._dropping = False
             self.engine.reset()
             self._streak = [0] * len(self.names)
+            self._armed = [True] * len(self.names)
         scores = self.engine.process_frame(frame)
         for i, (name, score) in enumerate(zip(self.names, scores, strict=True)):
             self.last_scores[name] = score
             if score > self.peaks[name]:
                 self.peaks[name] = score
-            if score < self.thresholds[i] or end < self._quiet_until[i]:
-                self._streak[i] = 0  # a refractory model needs a fresh run of frames
+            if score < self.thresholds[i]:
+                self._streak[i] = 0
+                self._armed[i] = True
+                continue
+            if end < self._quiet_until[i] or not self._armed[i]:
+                # One word keeps the score up ~0.5 s: the same model fires again only
+                # after the score has fallen below its threshold (and the refractory).
+                self._streak[i] = 0
                 continue
             self._streak[i] += 1
             if self._streak[i] >= self._patience_frames:
                 found.append(Detection(model=name, score=float(score), end_sample=end))
                 self._streak[i] = 0
+                self._armed[i] = False
                 self._quiet_until[i] = end + self._refractory_samples

@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from daemon.audiofile import AudioFile, pick_channel, read_audio
+from daemon.audiofile import WavError as WavError  # re-exported: hw.audio.WavError
 from daemon.dsp import Resampler
 
 from .capture import Capture, Clock, OnAudio, OnError
@@ -28,40 +30,10 @@ log = logging.getLogger(__name__)
 _MAX_LAG_S = 0.5  # further behind than this (suspended process): resync instead of bursting
 
 
-class WavError(ValueError):
-    pass
-
-
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """(int16 frames of shape (n, channels), rate) from an 8/16/24/32-bit PCM WAV."""
-    p = Path(path)
-    try:
-        with wave.open(str(p), "rb") as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
-    except FileNotFoundError:
-        raise WavError(f"WAV file {p} not found") from None
-    except (wave.Error, EOFError) as exc:
-        raise WavError(f"{p}: not a PCM WAV file ({exc})") from None
-    if width == 1:
-        data = (np.frombuffer(raw, np.uint8).astype(np.int16) - 128) << 8
-    elif width == 2:
-        data = np.frombuffer(raw, "<i2").astype(np.int16)
-    elif width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        wide = (
-            b[:, 0].astype(np.int32)
-            | (b[:, 1].astype(np.int32) << 8)
-            | (b[:, 2].astype(np.int32) << 16)
-        )
-        wide = np.where(wide >= 1 << 23, wide - (1 << 24), wide)
-        data = (wide >> 8).astype(np.int16)
-    elif width == 4:
-        data = (np.frombuffer(raw, "<i4") >> 16).astype(np.int16)
-    else:
-        raise WavError(f"{p}: unsupported sample width {width} bytes")
-    usable = len(data) - len(data) % channels
-    return data[:usable].reshape(-1, channels), rate
+    """(int16 frames of shape (n, channels), rate): ``daemon.audiofile``, the one reader."""
+    audio = read_audio(path)
+    return audio.frames, audio.rate
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
@@ -76,20 +48,15 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
 
 
 def load_mono(path: str | Path, *, channel: int = 0, rate: int = 0) -> tuple[np.ndarray, int]:
-    """One channel of a WAV, resampled to ``rate`` (0 keeps the file's)."""
-    frames, file_rate = read_wav(path)
-    return _to_mono(frames, file_rate, path, channel=channel, rate=rate)
+    """One channel of a WAV (the daemon's choice), resampled to ``rate`` (0 keeps the file's)."""
+    return _to_mono(read_audio(path), channel=channel, rate=rate)
 
 
-def _to_mono(
-    frames: np.ndarray, file_rate: int, path: str | Path, *, channel: int, rate: int
-) -> tuple[np.ndarray, int]:
-    if channel >= frames.shape[1]:
-        raise WavError(f"{path}: has {frames.shape[1]} channel(s), channel {channel} requested")
-    mono = np.ascontiguousarray(frames[:, channel])
-    if rate and rate != file_rate:
-        return Resampler(file_rate, rate).process(mono), rate
-    return mono, file_rate
+def _to_mono(audio: AudioFile, *, channel: int, rate: int) -> tuple[np.ndarray, int]:
+    mono = audio.channel(channel)
+    if rate and rate != audio.rate:
+        return Resampler(audio.rate, rate).process(mono), rate
+    return mono, audio.rate
 
 
 class FileCapture(Capture):
@@ -113,14 +80,15 @@ class FileCapture(Capture):
     ) -> None:
         # The file's own channel layout decides; ``channels`` only documents the device's.
         del channels
-        frames, file_rate = read_wav(path)
-        pick = channel if frames.shape[1] > 1 else 0
-        mono, use_rate = _to_mono(frames, file_rate, path, channel=pick, rate=rate)
+        audio = read_audio(path)
+        if audio.truncated:
+            log.warning("%s; playing what is there", audio.truncation_note())
+        mono, use_rate = _to_mono(audio, channel=channel, rate=rate)
         super().__init__(
             name=f"file:{path}",
             rate=use_rate,
-            channels=frames.shape[1],
-            channel=pick,
+            channels=audio.channels,
+            channel=pick_channel(audio.channels, channel, path),
             block_frames=max(1, use_rate * block_ms // 1000),
             on_audio=on_audio,
             on_error=on_error,

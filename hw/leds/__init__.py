@@ -16,6 +16,7 @@ __all__ = [
     "Pattern",
     "all_patterns",
     "build_leds",
+    "check_leds",
     "pattern_for",
     "resolve_driver",
 ]
@@ -35,6 +36,21 @@ def resolve_driver(cfg: Config) -> str:
     return driver
 
 
+def check_leds(cfg: Config) -> None:
+    """Pins and pixel count fit the driver (profile applied); raises ConfigError naming the key."""
+    driver = resolve_driver(cfg)
+    if driver in ("led", "pwmled", "rgbled"):
+        want = 3 if driver == "rgbled" else 1
+        if len(cfg.leds.pins) != want:
+            raise ConfigError(
+                "leds.pins",
+                f"driver {driver!r} needs {want} pin{'s' if want > 1 else ''}, "
+                f"got {list(cfg.leds.pins)}",
+            )
+    if driver == "apa102" and cfg.leds.count < 1:
+        raise ConfigError("leds.count", "expected the number of APA102 pixels (1 or more)")
+
+
 def build_leds(
     cfg: Config,
     *,
@@ -49,6 +65,7 @@ def build_leds(
     from hw.profiles import apply_profile
 
     cfg = apply_profile(cfg)  # idempotent: explicit keys and filled keys both stay
+    check_leds(cfg)
     leds = cfg.leds
     driver = resolve_driver(cfg)
     if driver == "none":
@@ -56,19 +73,10 @@ def build_leds(
     if pin_factory is None:
         pin_factory = make_pin_factory(cfg.gpio.pin_factory, pwm=driver in ("pwmled", "rgbled"))
     if driver in ("led", "pwmled", "rgbled"):
-        want = 3 if driver == "rgbled" else 1
-        if len(leds.pins) != want:
-            raise ConfigError(
-                "leds.pins",
-                f"driver {driver!r} needs {want} pin{'s' if want > 1 else ''}, "
-                f"got {list(leds.pins)}",
-            )
         from .drivers import build_gpio_driver
 
         return build_gpio_driver(driver, leds.pins, leds.brightness, pin_factory, clock)
     # apa102
-    if leds.count < 1:
-        raise ConfigError("leds.count", "expected the number of APA102 pixels (1 or more)")
     import gpiozero
 
     from .apa102 import Apa102Driver

@@ -152,7 +152,9 @@ class Simulator:
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        # Listening on every address: the URL a client here can use (and the config accepts).
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
         self.url = f"ws://{host}:{self.port}{PATH}"
 
     async def stop(self) -> None:
