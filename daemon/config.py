@@ -273,12 +273,17 @@ class AgentConfig:
 
 @dataclass(frozen=True)
 class ToolParamConfig:
-    type: Literal["string", "integer", "number", "boolean"] = opt("string", doc="JSON type.")
+    type: Literal["string", "integer", "number", "boolean", "path"] = opt(
+        "string",
+        doc='JSON type; "path" is a relative path confined to `base_dir` (`..` and absolute '
+        "paths refused).",
+    )
     description: str = opt("", doc="What the value means (shown to the model).")
     enum: tuple[str, ...] = opt(factory=tuple, doc="Allowed string values (empty = any).")
     pattern: str = opt("", doc="Regex a string value must fully match.")
     range: tuple[float, ...] = opt(factory=tuple, doc="[min, max] for numbers (empty = any).")
     required: bool = opt(True, doc="The model must give this argument.")
+    base_dir: str = opt("", doc='Absolute directory a "path" argument must stay inside.')
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,10 @@ class CommandToolConfig:
     )
     timeout: float = opt(10.0, min=0.1, max=600.0, doc="Seconds before the command is killed.")
     needs_approval: bool = opt(False, doc="Ask for approval (button press) before running.")
+    env: tuple[str, ...] = opt(
+        factory=tuple,
+        doc="Extra environment variable names passed to the command (never the API key).",
+    )
 
 
 @dataclass(frozen=True)
@@ -325,6 +334,9 @@ class ToolingConfig:
     plugins: bool = opt(True, doc="Load plugin tools from the `voicepi.tools` entry points.")
     max_output_chars: int = opt(
         4000, min=100, max=100000, doc="Longer tool outputs are cut to this many characters."
+    )
+    max_processes: int = opt(
+        4, min=1, max=64, doc="Command tool processes running at once; more calls get an error."
     )
 
 
@@ -489,19 +501,16 @@ def _check_leds(obj: LedsConfig, prefix: str) -> None:
             raise ConfigError(f"{prefix}.colors.{name}", f'expected "#rrggbb", got {color!r}')
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-
 def check_url(url: str, path: str = "realtime.url") -> None:
-    """Only wss:// leaves the machine; plain ws:// is for a local simulator."""
-    from urllib.parse import urlsplit
+    """Only wss:// leaves the machine; plain ws:// only to a literal loopback host
+    (daemon.urlpolicy has the rule)."""
+    from daemon.urlpolicy import UrlPolicyError
+    from daemon.urlpolicy import check_url as policy
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigError(path, f"expected a ws:// or wss:// URL, got {url!r}")
-    host = parts.hostname
-    if parts.scheme == "ws" and not (host in LOOPBACK_HOSTS or host.startswith("127.")):
-        raise ConfigError(path, f"ws:// is allowed only to loopback hosts, got {host!r}")
+    try:
+        policy(url, path, schemes=("wss", "ws"))
+    except UrlPolicyError as exc:
+        raise ConfigError(path, str(exc).removeprefix(f"{path}: ")) from None
 
 
 def parse(data: Mapping[str, Any]) -> Config:

@@ -23,9 +23,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from daemon import events as ev
-from daemon.config import LOOPBACK_HOSTS, ConfigError, check_url
+from daemon.config import ConfigError, check_url
 from daemon.events import ErrorInfo, Event
 from daemon.listener import AgentListener
+from daemon.urlpolicy import is_loopback_url
 
 from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
@@ -50,11 +51,6 @@ class ToolRunner(Protocol):
     """Runs a function call; the returned string is sent as the call's output."""
 
     async def run(self, name: str, arguments_json: str, call_id: str) -> str: ...
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def with_model(url: str, model: str) -> str:
@@ -105,7 +101,7 @@ class RealtimeSession:
             check_url(url, "url")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if api_key is None and not is_loopback(url):
+        if api_key is None and not is_loopback_url(url):
             raise ValueError("api_key: required for a non-loopback URL (only a local simulator)")
         if api_key is not None and (not api_key or any(c.isspace() for c in api_key)):
             raise ValueError("api_key: must be non-empty and contain no whitespace")
@@ -182,7 +178,7 @@ class RealtimeSession:
                         ping_timeout=max(self.ping_interval, 10.0),
                         close_timeout=CLOSE_TIMEOUT,
                         open_timeout=None,  # the timeout above covers it
-                        proxy=None if is_loopback(self.url) else True,
+                        proxy=None if is_loopback_url(self.url) else True,
                         logger=_Redacting(ws_log, key),
                     )
                 except Exception as exc:
