@@ -613,19 +613,52 @@ def to_toml(cfg: Config, *, redact: bool = True) -> str:
     return "\n".join(lines)
 
 
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be an API key (it goes into an HTTP header), or None.
+
+    Printable ASCII without spaces; the answer names the position, never the key.
+    """
+    if not key:
+        return "the key is empty"
+    for i, c in enumerate(key):
+        if not "!" <= c <= "~":
+            what = (
+                "a space"
+                if c == " "
+                else "a control character"
+                if c < " " or c == "\x7f"
+                else ("a non-ASCII character")
+            )
+            return f"the key contains {what} (character {i + 1} of {len(key)})"
+    return None
+
+
 def api_key(environ: Mapping[str, str] | None = None) -> str | None:
-    """The OpenAI key: the systemd credential first, then OPENAI_API_KEY. Never log it."""
+    """The OpenAI key: the systemd credential first, then OPENAI_API_KEY. Never log it.
+
+    Surrounding whitespace (a trailing newline) is dropped; anything else that is not
+    printable ASCII raises ConfigError naming where the key came from, never the key.
+    """
     env = os.environ if environ is None else environ
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         try:
             key = (Path(cred_dir) / "openai-api-key").read_text(encoding="utf-8").strip()
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             key = ""
         if key:
+            _check_key(key, "credential openai-api-key")
             return key
     key = env.get("OPENAI_API_KEY", "").strip()
+    if key:
+        _check_key(key, "OPENAI_API_KEY")
     return key or None
+
+
+def _check_key(key: str, source: str) -> None:
+    problem = key_problem(key)
+    if problem is not None:
+        raise ConfigError(source, f"{problem}; expected printable ASCII (sk-...)")
 
 
 def field_docs(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -133,17 +133,28 @@ if [ -r /etc/os-release ]; then
 fi
 command -v systemctl >/dev/null || die "systemd is required (systemctl not found)"
 
+# The key goes into an HTTP header: printable ASCII only, no spaces or control characters.
+# The message never shows the key.
+check_key() {
+	local LC_ALL=C
+	case $1 in
+	*[!!-~]*) die "the API key contains a space, a control or a non-ASCII character; it was not stored (check what was pasted or piped)" ;;
+	esac
+}
+
 # Read the key before the long part, so a prompt does not come after minutes of pip.
 api_key=""
 if [ "$key_mode" = stdin ]; then
 	IFS= read -r api_key || true
 	api_key=$(printf '%s' "$api_key" | tr -d '[:space:]')
 	[ -n "$api_key" ] || die "--key-stdin: no key on standard input"
+	check_key "$api_key"
 elif [ "$key_mode" = ask ] && [ ! -s "$KEY_FILE" ]; then
 	if [ -t 0 ]; then
 		IFS= read -r -s -p "OpenAI API key (input hidden, empty to skip): " api_key || true
 		echo
 		api_key=$(printf '%s' "$api_key" | tr -d '[:space:]')
+		check_key "$api_key"
 	else
 		warn "no terminal to ask for the API key; set it later with: install.sh --key-stdin < keyfile"
 	fi

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from daemon import events as ev
-from daemon.config import ConfigError, check_url
+from daemon.config import ConfigError, check_url, key_problem
 from daemon.events import ErrorInfo, Event
 from daemon.listener import AgentListener
 from daemon.urlpolicy import is_loopback_url
@@ -103,8 +103,9 @@ class RealtimeSession:
             raise ValueError(str(exc)) from None
         if api_key is None and not is_loopback_url(url):
             raise ValueError("api_key: required for a non-loopback URL (only a local simulator)")
-        if api_key is not None and (not api_key or any(c.isspace() for c in api_key)):
-            raise ValueError("api_key: must be non-empty and contain no whitespace")
+        problem = None if api_key is None else key_problem(api_key)
+        if problem is not None:
+            raise ValueError(f"api_key: {problem}")  # never the key itself
         if ping_interval <= 0 or connect_timeout <= 0:
             raise ValueError("ping_interval and connect_timeout must be positive")
         self.url = with_model(url, settings.model)
