@@ -76,6 +76,44 @@ _JSON_BASE = ("ts", "level", "logger", "msg")
 
 _context: dict[str, Any] = {}
 
+# --------------------------------------------------------------------------- free-text caps
+# A 50 MB transcript delta or a 1 MB tool argument must not become one log line: every
+# string field of an event record is cut to LOG_FIELD_CHARS, every message to
+# LOG_MESSAGE_CHARS, with a note saying how long it was.
+LOG_FIELD_CHARS = 1000
+LOG_MESSAGE_CHARS = 4000
+
+
+def cap_text(text: str, limit: int = LOG_FIELD_CHARS) -> str:
+    """``text`` cut to ``limit`` characters plus "... (N chars)" when longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} chars)"
+
+
+def cap_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Event log fields with long strings (and long nested data, as JSON) cut."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, str):
+            value = cap_text(value)
+        elif isinstance(value, dict | list | tuple):
+            text = json.dumps(value, default=str, sort_keys=True)
+            if len(text) > LOG_FIELD_CHARS:
+                value = cap_text(text)
+        out[key] = value
+    return out
+
+
+class CapMessages(logging.Filter):
+    """Cuts every record's message (any logger: tool errors quote arguments) in place."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > LOG_MESSAGE_CHARS:
+            record.msg, record.args = cap_text(message, LOG_MESSAGE_CHARS), ()
+        return True
+
 
 # --------------------------------------------------------------------------- pure parts
 
@@ -147,7 +185,7 @@ def journal_name(key: str) -> str:
 
 def journal_fields(event: Event, **extra: Any) -> dict[str, str]:
     """The journald fields of one event record (without MESSAGE/PRIORITY)."""
-    data = {**_context, **to_log_fields(event), **extra}
+    data = cap_fields({**_context, **to_log_fields(event), **extra})
     out: dict[str, str] = {}
     for key, value in data.items():
         if value is None:
@@ -281,6 +319,7 @@ def configure(
     else:
         handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
         handler.setFormatter(_JsonFormatter() if chosen == "json" else _TextFormatter())
+    handler.addFilter(CapMessages())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -303,7 +342,7 @@ def log_event(event: Event, **extra: Any) -> None:
     if event.type in SILENT_EVENTS:
         return
     logger = logging.getLogger(EVENT_LOGGER)
-    fields = {**_context, **to_log_fields(event), **extra}
+    fields = cap_fields({**_context, **to_log_fields(event), **extra})
     level = event_level(event.type, fields)
     if not logger.isEnabledFor(level):
         return

@@ -181,3 +181,27 @@ def test_log_format_argument() -> None:
     assert parser.parse_args(["--log-format", "json"]).log_format == "json"
     with pytest.raises(SystemExit):
         parser.parse_args(["--log-format", "xml"])
+
+
+def test_free_text_is_cut_to_the_documented_length() -> None:
+    """Issue 14: a 5 MB transcript and a 1 MB tool argument used to become lines that long."""
+    long = "word " * 1_000_000
+    item = ev.HistoryItem(item_id="item_1", kind="message", role="assistant", transcript=long)
+    events = [
+        ev.HistoryAdded(item=item),
+        ev.AgentToolStart(tool="lights", call_id="c1", arguments='{"a": "' + "x" * 10**6 + '"}'),
+        ev.Error(error=ev.ErrorInfo(type="tool_error", message="bad: " + "y" * 10**6)),
+    ]
+    limit = logsetup.LOG_MESSAGE_CHARS + 100  # the record's own keys and the length note
+    for line in json_lines("info", *events):
+        assert len(json.dumps(line)) < limit + 3 * logsetup.LOG_FIELD_CHARS
+        text = next(str(v) for k, v in line.items() if k in ("transcript", "arguments", "message"))
+        assert text.endswith(" chars)")
+    for event in events:
+        fields = logsetup.journal_fields(event)
+        assert max(len(v) for v in fields.values()) <= logsetup.LOG_FIELD_CHARS + 30
+    stream = io.StringIO()
+    logsetup.configure("text", "info", stream=stream)
+    logging.getLogger("daemon.agents.runner").warning("tool %r: %s", "x", "z" * 10**6)
+    (line,) = stream.getvalue().splitlines()
+    assert len(line) < limit and line.endswith(f"({10**6 + 10} chars)")

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from daemon import events as ev
 from daemon.config import ConfigError, check_url, key_problem
@@ -37,6 +38,12 @@ ws_log = logging.getLogger("daemon.realtime.websocket")
 
 CLOSE_TIMEOUT = 5.0  # seconds for the closing handshake before the TCP link is cut
 DRAIN_TIMEOUT = 5.0  # seconds close() waits for handlers to see agent_stopped
+# Largest server message accepted (websockets max_size). The largest legitimate event
+# measured against the simulator is session.updated echoing 120 tools with 1 KB
+# descriptions and 8 KB of instructions: 178 KB; audio deltas are 6.6 KB. 4 MiB is 23
+# times that, and still holds a retrieved 40 s input audio item. A bigger frame is refused
+# from its header (no 50 MB buffered): an `error` (frame_too_large), then agent_stopped.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class PlaybackTracker(Protocol):
@@ -96,6 +103,7 @@ class RealtimeSession:
         connect_timeout: float = 10.0,
         tool_runner: ToolRunner | None = None,
         playback_tracking: bool = True,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         try:
             check_url(url, "url")
@@ -112,6 +120,7 @@ class RealtimeSession:
         self.__api_key = api_key  # name-mangled; never logged or shown
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
+        self.max_frame_bytes = max_frame_bytes
         self.tool_runner = tool_runner
         self._engine = RealtimeProtocol(
             settings, agent_name=agent_name, playback_tracking=playback_tracking
@@ -174,7 +183,7 @@ class RealtimeSession:
                     self._ws = await connect(
                         self.url,
                         additional_headers=headers,
-                        max_size=None,  # retrieved items carry whole audio
+                        max_size=self.max_frame_bytes,
                         ping_interval=self.ping_interval,
                         ping_timeout=max(self.ping_interval, 10.0),
                         close_timeout=CLOSE_TIMEOUT,
@@ -351,6 +360,18 @@ class RealtimeSession:
             log.warning("websocket reader failed: %s: %s", type(exc).__name__, exc)
         code = ws.close_code
         reason = ws.close_reason or ""
+        sent = ws.protocol.close_sent
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG and not self._closing:
+            self._dispatcher.emit(
+                ev.Error(
+                    error=ErrorInfo(
+                        type="frame_too_large",
+                        code="message_too_big",
+                        message=f"the server sent a message over {self.max_frame_bytes} bytes; "
+                        "the session was closed",
+                    )
+                )
+            )
         log.info("websocket closed: code=%s reason=%r", code, reason)
         self._engine.connection_lost(code, reason, by_client=self._closing)
         self._pump()
