@@ -13,13 +13,18 @@ deltas) only at debug level.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import datetime
 import importlib
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import re
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
@@ -299,13 +304,55 @@ def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# --------------------------------------------------------------------------- background writer
+# `voicepi run` logs from its event loop; journald or a stderr pipe whose reader stalls must
+# not block it. Records go through a bounded queue to one writer thread; when
+# QUEUE_RECORDS are waiting, new ones are dropped and counted.
+QUEUE_RECORDS = 1000
+_STOP = None
+
+
+class BackgroundLog(logging.handlers.QueueHandler):
+    """The root handler of `voicepi run`: enqueues (never blocks), a thread writes."""
+
+    def __init__(self, target: logging.Handler) -> None:
+        super().__init__(queue.Queue(QUEUE_RECORDS))
+        self.target = target
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._write, name="voicepi-log", daemon=True)
+        self.thread.start()
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def _write(self) -> None:
+        q: queue.Queue[logging.LogRecord | None] = self.queue  # type: ignore[assignment]
+        while (record := q.get()) is not None:
+            self.target.handle(record)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued (waiting at most ``timeout`` for a stalled reader)."""
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(_STOP)
+        self.thread.join(timeout)
+        super().close()
+
+
 def configure(
     fmt: str | None = None,
     level: str = "info",
     *,
     stream: TextIO | None = None,
+    background: bool = False,
 ) -> LogFormat:
-    """Set up the root logger for one format; returns the format chosen."""
+    """Set up the root logger for one format; returns the format chosen.
+
+    ``background``: records are written by a thread (BackgroundLog), so logging never
+    blocks the caller on a stalled journald or stderr reader; closed at exit.
+    """
     chosen: LogFormat
     if fmt is None:
         chosen = default_format()
@@ -320,9 +367,15 @@ def configure(
         handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
         handler.setFormatter(_JsonFormatter() if chosen == "json" else _TextFormatter())
     handler.addFilter(CapMessages())
+    if background:
+        handler = BackgroundLog(handler)
+        handler.addFilter(CapMessages())  # before the queue holds a huge message
+        atexit.register(handler.close)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, BackgroundLog):
+            old.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
     return chosen

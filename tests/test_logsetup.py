@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -205,3 +207,42 @@ def test_free_text_is_cut_to_the_documented_length() -> None:
     logging.getLogger("daemon.agents.runner").warning("tool %r: %s", "x", "z" * 10**6)
     (line,) = stream.getvalue().splitlines()
     assert len(line) < limit and line.endswith(f"({10**6 + 10} chars)")
+
+
+def test_a_stalled_log_reader_never_blocks_the_logging_caller() -> None:
+    """Issue 14: `voicepi run` logs from its event loop; with its stderr pipe full (the reader,
+    journald or a terminal, stalls) a log call must return at once, and the lines queued
+    meanwhile are written once the reader drains."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_fd, b"." * 65536)
+    os.set_blocking(write_fd, True)
+    stream = os.fdopen(write_fd, "w", buffering=1)
+    logsetup.configure("text", "info", stream=stream, background=True)
+    done = threading.Event()
+
+    def log_some() -> None:
+        for i in range(20):
+            logging.getLogger("daemon.test").info("line %d", i)
+        done.set()
+
+    threading.Thread(target=log_some, daemon=True).start()
+    try:
+        assert done.wait(10), "logging blocked on the stalled reader"
+    finally:
+        with os.fdopen(read_fd, "rb") as reader:
+            os.set_blocking(read_fd, False)
+            seen = b""
+            handler = logging.getLogger().handlers[0]
+            deadline = 200
+            while b"line 19" not in seen and deadline:
+                with contextlib.suppress(BlockingIOError):
+                    seen += reader.read(1 << 20) or b""
+                deadline -= 1
+                threading.Event().wait(0.05)
+            assert isinstance(handler, logsetup.BackgroundLog)
+            handler.close()
+            stream.close()
+    assert b"line 19" in seen

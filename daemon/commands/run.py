@@ -31,7 +31,7 @@ def emit_to_log(event: ev.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configure(args.log_format)
+    configure(args.log_format, background=True)  # the loop never waits on journald
     cfg = prepare(config.load_or_exit(args.config))
     logging.getLogger().setLevel(cfg.logging.level.upper())
     return asyncio.run(serve(cfg, args.config))
