@@ -9,7 +9,7 @@ APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config pulseaudio pulseaudio-
 	libsndfile1
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv docs test lint typecheck pytest demo bench clean
+.PHONY: all deps venv docs test lint typecheck pytest floors demo bench clean
 
 all: test
 
@@ -43,7 +43,22 @@ typecheck: venv
 pytest: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The declared minimum versions are the tested ones: the floor of every dependency
+# (tests/floors.py reads pyproject.toml) in a venv of its own, rebuilt only when
+# pyproject.toml changes, runs the session tests.
+FLOORS_VENV := .cache/floors-venv
+FLOORS_STAMP := $(FLOORS_VENV)/.installed
+FLOORS_TESTS := tests/test_session.py tests/test_session_e2e.py tests/test_frame_cap.py
+
+$(FLOORS_STAMP): pyproject.toml tests/floors.py | deps
+	@test -x $(FLOORS_VENV)/bin/python || $(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install -q $$($(PYTHON) tests/floors.py)
+	@touch $@
+
+floors: $(FLOORS_STAMP)
+	PYTHONPATH=$(CURDIR) $(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FLOORS_TESTS)
+
+test: lint typecheck pytest floors
 
 demo: venv
 	$(VENV)/bin/voicepi demo

@@ -327,12 +327,17 @@ class AgentConfig:
 
 @dataclass(frozen=True)
 class ToolParamConfig:
-    type: Literal["string", "integer", "number", "boolean"] = opt("string", doc="JSON type.")
+    type: Literal["string", "integer", "number", "boolean", "path"] = opt(
+        "string",
+        doc='JSON type; "path" is a relative path confined to `base_dir` (`..` and absolute '
+        "paths refused).",
+    )
     description: str = opt("", doc="What the value means (shown to the model).")
     enum: tuple[str, ...] = opt(factory=tuple, doc="Allowed string values (empty = any).")
     pattern: str = opt("", doc="Regex a string value must fully match.")
     range: tuple[float, ...] = opt(factory=tuple, doc="[min, max] for numbers (empty = any).")
     required: bool = opt(True, doc="The model must give this argument.")
+    base_dir: str = opt("", doc='Absolute directory a "path" argument must stay inside.')
 
 
 @dataclass(frozen=True)
@@ -348,6 +353,10 @@ class CommandToolConfig:
     )
     timeout: float = opt(10.0, min=0.1, max=600.0, doc="Seconds before the command is killed.")
     needs_approval: bool = opt(False, doc="Ask for approval (button press) before running.")
+    env: tuple[str, ...] = opt(
+        factory=tuple,
+        doc="Extra environment variable names passed to the command (never the API key).",
+    )
 
 
 @dataclass(frozen=True)
@@ -379,6 +388,9 @@ class ToolingConfig:
     plugins: bool = opt(True, doc="Load plugin tools from the `voicepi.tools` entry points.")
     max_output_chars: int = opt(
         4000, min=100, max=100000, doc="Longer tool outputs are cut to this many characters."
+    )
+    max_processes: int = opt(
+        4, min=1, max=64, doc="Command tool processes running at once; more calls get an error."
     )
 
 
@@ -570,19 +582,16 @@ def _check_leds(obj: LedsConfig, prefix: str) -> None:
             raise ConfigError(f"{prefix}.colors.{name}", f'expected "#rrggbb", got {color!r}')
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-
 def check_url(url: str, path: str = "realtime.url") -> None:
-    """Only wss:// leaves the machine; plain ws:// is for a local simulator."""
-    from urllib.parse import urlsplit
+    """Only wss:// leaves the machine; plain ws:// only to a literal loopback host
+    (daemon.urlpolicy has the rule)."""
+    from daemon.urlpolicy import UrlPolicyError
+    from daemon.urlpolicy import check_url as policy
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigError(path, f"expected a ws:// or wss:// URL, got {url!r}")
-    host = parts.hostname
-    if parts.scheme == "ws" and not (host in LOOPBACK_HOSTS or host.startswith("127.")):
-        raise ConfigError(path, f"ws:// is allowed only to loopback hosts, got {host!r}")
+    try:
+        policy(url, path, schemes=("wss", "ws"))
+    except UrlPolicyError as exc:
+        raise ConfigError(path, str(exc).removeprefix(f"{path}: ")) from None
 
 
 def parse(data: Mapping[str, Any]) -> Config:
@@ -712,6 +721,26 @@ API_KEY_PLACES = (
 )
 
 
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be an API key (it goes into an HTTP header), or None.
+
+    Printable ASCII without spaces; the answer names the position, never the key.
+    """
+    if not key:
+        return "the key is empty"
+    for i, c in enumerate(key):
+        if not "!" <= c <= "~":
+            what = (
+                "a space"
+                if c == " "
+                else "a control character"
+                if c < " " or c == "\x7f"
+                else ("a non-ASCII character")
+            )
+            return f"the key contains {what} (character {i + 1} of {len(key)})"
+    return None
+
+
 def api_key(environ: Mapping[str, str] | None = None) -> str | None:
     """The OpenAI key: the systemd credential first, then OPENAI_API_KEY. Never log it."""
     return find_api_key(environ)[0]
@@ -722,18 +751,30 @@ def find_api_key(environ: Mapping[str, str] | None = None) -> tuple[str | None, 
 
     An empty or blank credential counts as none: the unit's SetCredential= fallback
     (a newline) stands in for a missing key file so the service still starts.
+    Surrounding whitespace (a trailing newline) is dropped; anything else that is not
+    printable ASCII raises ConfigError naming where the key came from, never the key.
     """
     env = os.environ if environ is None else environ
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         try:
             key = (Path(cred_dir) / "openai-api-key").read_text(encoding="utf-8").strip()
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             key = ""
         if key:
+            _check_key(key, "credential openai-api-key")
             return key, "credential"
     key = env.get("OPENAI_API_KEY", "").strip()
-    return (key, "OPENAI_API_KEY") if key else (None, "")
+    if key:
+        _check_key(key, "OPENAI_API_KEY")
+        return key, "OPENAI_API_KEY"
+    return None, ""
+
+
+def _check_key(key: str, source: str) -> None:
+    problem = key_problem(key)
+    if problem is not None:
+        raise ConfigError(source, f"{problem}; expected printable ASCII (sk-...)")
 
 
 def field_docs(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

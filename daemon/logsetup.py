@@ -13,13 +13,18 @@ deltas, history and LED changes) only at debug level.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import datetime
 import importlib
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import re
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
@@ -86,6 +91,44 @@ _RESERVED = frozenset(
 _JSON_BASE = ("ts", "level", "logger", "msg")
 
 _context: dict[str, Any] = {}
+
+# --------------------------------------------------------------------------- free-text caps
+# A 50 MB transcript delta or a 1 MB tool argument must not become one log line: every
+# string field of an event record is cut to LOG_FIELD_CHARS, every message to
+# LOG_MESSAGE_CHARS, with a note saying how long it was.
+LOG_FIELD_CHARS = 1000
+LOG_MESSAGE_CHARS = 4000
+
+
+def cap_text(text: str, limit: int = LOG_FIELD_CHARS) -> str:
+    """``text`` cut to ``limit`` characters plus "... (N chars)" when longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} chars)"
+
+
+def cap_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Event log fields with long strings (and long nested data, as JSON) cut."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, str):
+            value = cap_text(value)
+        elif isinstance(value, dict | list | tuple):
+            text = json.dumps(value, default=str, sort_keys=True)
+            if len(text) > LOG_FIELD_CHARS:
+                value = cap_text(text)
+        out[key] = value
+    return out
+
+
+class CapMessages(logging.Filter):
+    """Cuts every record's message (any logger: tool errors quote arguments) in place."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > LOG_MESSAGE_CHARS:
+            record.msg, record.args = cap_text(message, LOG_MESSAGE_CHARS), ()
+        return True
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -185,7 +228,7 @@ def journal_name(key: str) -> str:
 
 def journal_fields(event: Event, **extra: Any) -> dict[str, str]:
     """The journald fields of one event record (without MESSAGE/PRIORITY)."""
-    data = {**_context, **event_fields(event), **extra}
+    data = cap_fields({**_context, **event_fields(event), **extra})
     out: dict[str, str] = {}
     for key, value in data.items():
         if value is None:
@@ -299,13 +342,55 @@ def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# --------------------------------------------------------------------------- background writer
+# `voicepi run` logs from its event loop; journald or a stderr pipe whose reader stalls must
+# not block it. Records go through a bounded queue to one writer thread; when
+# QUEUE_RECORDS are waiting, new ones are dropped and counted.
+QUEUE_RECORDS = 1000
+_STOP = None
+
+
+class BackgroundLog(logging.handlers.QueueHandler):
+    """The root handler of `voicepi run`: enqueues (never blocks), a thread writes."""
+
+    def __init__(self, target: logging.Handler) -> None:
+        super().__init__(queue.Queue(QUEUE_RECORDS))
+        self.target = target
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._write, name="voicepi-log", daemon=True)
+        self.thread.start()
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def _write(self) -> None:
+        q: queue.Queue[logging.LogRecord | None] = self.queue  # type: ignore[assignment]
+        while (record := q.get()) is not None:
+            self.target.handle(record)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued (waiting at most ``timeout`` for a stalled reader)."""
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(_STOP)
+        self.thread.join(timeout)
+        super().close()
+
+
 def configure(
     fmt: str | None = None,
     level: str = "info",
     *,
     stream: TextIO | None = None,
+    background: bool = False,
 ) -> LogFormat:
-    """Set up the root logger for one format; returns the format chosen."""
+    """Set up the root logger for one format; returns the format chosen.
+
+    ``background``: records are written by a thread (BackgroundLog), so logging never
+    blocks the caller on a stalled journald or stderr reader; closed at exit.
+    """
     chosen: LogFormat
     if fmt is None:
         chosen = default_format()
@@ -327,9 +412,16 @@ def configure(
     else:
         handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
         handler.setFormatter(_JsonFormatter() if chosen == "json" else _TextFormatter())
+    handler.addFilter(CapMessages())
+    if background:
+        handler = BackgroundLog(handler)
+        handler.addFilter(CapMessages())  # before the queue holds a huge message
+        atexit.register(handler.close)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, BackgroundLog):
+            old.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
     return chosen
@@ -351,7 +443,7 @@ def log_event(event: Event, **extra: Any) -> None:
     logger = logging.getLogger(EVENT_LOGGER)
     if event.type in DEBUG_EVENTS and not logger.isEnabledFor(logging.DEBUG):
         return  # before building fields: transport events come with every audio delta
-    fields = {**_context, **event_fields(event), **extra}
+    fields = cap_fields({**_context, **event_fields(event), **extra})
     level = event_level(event.type, fields)
     if not logger.isEnabledFor(level):
         return

@@ -1,16 +1,18 @@
 """sd_notify(3) for the daemon: READY, STATUS, WATCHDOG, RELOADING, STOPPING.
 
-Sends through systemd-python's ``systemd.daemon.notify`` and is a no-op (every call
-returns False) when NOTIFY_SOCKET is unset, so the same code runs under systemd, in a
-terminal and in tests. What the states mean is the daemon's business (READY once the
-model is loaded and microphone frames flow; WATCHDOG only from the audio path); this
-module only speaks the protocol.
+Sends datagrams to $NOTIFY_SOCKET itself, like sd_notify(3) but never blocking: the
+appliance calls it from its event loop, and a notify reader that stalls (a full socket
+buffer) must not freeze the countdown, so a datagram that does not fit is dropped and
+counted (``dropped``) instead. A no-op (every call returns False) when NOTIFY_SOCKET is
+unset, so the same code runs under systemd, in a terminal and in tests. What the states
+mean is the daemon's business (READY once the model is loaded and microphone frames flow;
+WATCHDOG only from the audio path); this module only speaks the protocol.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 
@@ -21,13 +23,22 @@ def _monotonic_us() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
 
 
-def _systemd_sender() -> Sender:
-    # Imported only when a notify socket exists: `voicepi check-config` stays light.
-    # (By name: the repo's own systemd/ folder would shadow the package for mypy.)
-    daemon = importlib.import_module("systemd.daemon")
+def socket_sender(address: str) -> Sender | None:
+    """A non-blocking sender to NOTIFY_SOCKET ``address`` (a path, or ``@name`` for the
+    abstract namespace); None for an address it cannot use (e.g. vsock:)."""
+    if address.startswith("@"):
+        target = "\0" + address[1:]
+    elif address.startswith("/"):
+        target = address
+    else:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock.setblocking(False)
 
     def send(message: str) -> bool:
-        return bool(daemon.notify(message))
+        # systemd's end has SO_PASSCRED: the kernel adds our pid for NotifyAccess=main.
+        sock.sendto(message.encode("utf-8", "replace"), target)
+        return True
 
     return send
 
@@ -63,8 +74,8 @@ class Notifier:
     """The daemon's side of Type=notify.
 
     ``environ``, ``send`` and ``clock_us`` (CLOCK_MONOTONIC in microseconds) are
-    injectable for tests; by default they are os.environ, systemd.daemon.notify and the
-    real monotonic clock.
+    injectable for tests; by default they are os.environ, a non-blocking datagram socket
+    to $NOTIFY_SOCKET and the real monotonic clock.
     """
 
     def __init__(
@@ -79,11 +90,13 @@ class Notifier:
         self.watchdog_interval = watchdog_interval(env) if self.enabled else None
         self._send: Sender | None = None
         if self.enabled:
-            self._send = send if send is not None else _systemd_sender()
+            self._send = send if send is not None else socket_sender(env["NOTIFY_SOCKET"])
+            self.enabled = self._send is not None
         self._clock_us = clock_us
         self._last_pet_us: int | None = None
         self._last_status = ""
         self.sent = 0
+        self.dropped = 0  # datagrams the stalled reader had no room for
 
     def notify(self, *assignments: str) -> bool:
         """Send raw ``KEY=value`` assignments in one datagram; False when not under systemd."""
@@ -91,6 +104,10 @@ class Notifier:
             return False
         try:
             ok = self._send("\n".join(assignments))
+        except BlockingIOError:
+            # The reader stalls and its buffer is full: drop it rather than block the loop.
+            self.dropped += 1
+            return False
         except OSError:
             # A vanished notify socket must never take the daemon down.
             return False

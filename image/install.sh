@@ -42,9 +42,19 @@ die() {
 	exit 1
 }
 
+# The key goes into an HTTP header: printable ASCII only, no spaces or control characters.
+# The message never shows the key.
+check_key() {
+	local LC_ALL=C
+	case $1 in
+	*[!!-~]*) die "the API key contains a space, a control or a non-ASCII character; it was not stored (check what was pasted or piped)" ;;
+	esac
+}
+
 # The API key on stdout (empty: none) for a key mode: ask | stdin | none.
 # "ask" prompts on a terminal; when stdin is not a terminal (echo "$KEY" | sudo install.sh)
 # the key is read from it, as with --key-stdin, replacing a stored one.
+# A malformed key stops the install (set -e sees the substitution fail).
 read_key() {
 	local mode=$1 key=""
 	if [ "$mode" = ask ] && [ ! -t 0 ]; then
@@ -60,6 +70,7 @@ read_key() {
 		echo >&2
 		key=$(printf '%s' "$key" | tr -d '[:space:]')
 	fi
+	[ -z "$key" ] || check_key "$key"
 	printf '%s' "$key"
 }
 

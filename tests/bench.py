@@ -21,6 +21,7 @@ MODULES = [
     "tests.bench_soak",
     "tests.bench_liveness",
     "tests.bench_sounds",
+    "tests.bench_tools",
 ]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -181,3 +183,66 @@ def test_log_format_argument() -> None:
     assert parser.parse_args(["--log-format", "json"]).log_format == "json"
     with pytest.raises(SystemExit):
         parser.parse_args(["--log-format", "xml"])
+
+
+def test_free_text_is_cut_to_the_documented_length() -> None:
+    """Issue 14: a 5 MB transcript and a 1 MB tool argument used to become lines that long."""
+    long = "word " * 1_000_000
+    item = ev.HistoryItem(item_id="item_1", kind="message", role="assistant", transcript=long)
+    events = [
+        ev.HistoryAdded(item=item),
+        ev.AgentToolStart(tool="lights", call_id="c1", arguments='{"a": "' + "x" * 10**6 + '"}'),
+        ev.Error(error=ev.ErrorInfo(type="tool_error", message="bad: " + "y" * 10**6)),
+    ]
+    limit = logsetup.LOG_MESSAGE_CHARS + 100  # the record's own keys and the length note
+    for line in json_lines("info", *events):
+        assert len(json.dumps(line)) < limit + 3 * logsetup.LOG_FIELD_CHARS
+        text = next(str(v) for k, v in line.items() if k in ("transcript", "arguments", "message"))
+        assert text.endswith(" chars)")
+    for event in events:
+        fields = logsetup.journal_fields(event)
+        assert max(len(v) for v in fields.values()) <= logsetup.LOG_FIELD_CHARS + 30
+    stream = io.StringIO()
+    logsetup.configure("text", "info", stream=stream)
+    logging.getLogger("daemon.agents.runner").warning("tool %r: %s", "x", "z" * 10**6)
+    (line,) = stream.getvalue().splitlines()
+    assert len(line) < limit and line.endswith(f"({10**6 + 10} chars)")
+
+
+def test_a_stalled_log_reader_never_blocks_the_logging_caller() -> None:
+    """Issue 14: `voicepi run` logs from its event loop; with its stderr pipe full (the reader,
+    journald or a terminal, stalls) a log call must return at once, and the lines queued
+    meanwhile are written once the reader drains."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_fd, b"." * 65536)
+    os.set_blocking(write_fd, True)
+    stream = os.fdopen(write_fd, "w", buffering=1)
+    logsetup.configure("text", "info", stream=stream, background=True)
+    done = threading.Event()
+
+    def log_some() -> None:
+        for i in range(20):
+            logging.getLogger("daemon.test").info("line %d", i)
+        done.set()
+
+    threading.Thread(target=log_some, daemon=True).start()
+    try:
+        assert done.wait(10), "logging blocked on the stalled reader"
+    finally:
+        with os.fdopen(read_fd, "rb") as reader:
+            os.set_blocking(read_fd, False)
+            seen = b""
+            handler = logging.getLogger().handlers[0]
+            deadline = 200
+            while b"line 19" not in seen and deadline:
+                with contextlib.suppress(BlockingIOError):
+                    seen += reader.read(1 << 20) or b""
+                deadline -= 1
+                threading.Event().wait(0.05)
+            assert isinstance(handler, logsetup.BackgroundLog)
+            handler.close()
+            stream.close()
+    assert b"line 19" in seen

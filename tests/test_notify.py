@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +168,43 @@ def test_extend_timeout(
 )
 def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
     assert watchdog_interval(env, pid=4242) == expected
+
+
+def test_a_stalled_notify_reader_never_blocks_the_caller(
+    notify_socket: tuple[socket.socket, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: nobody reads the socket and its queue is full; sending must return at once
+    (the daemon sends from its event loop) instead of blocking until the reader wakes."""
+    sock, env = notify_socket
+    monkeypatch.setenv("NOTIFY_SOCKET", env["NOTIFY_SOCKET"])
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        for _ in range(100_000):
+            filler.sendto(b"X" * 512, env["NOTIFY_SOCKET"])
+    filler.close()
+    # In a child process: libsystemd's blocking send held the GIL, freezing every thread.
+    script = (
+        "from daemon.notify import Notifier\n"
+        "n = Notifier()\n"
+        "n.watchdog(force=True)\n"
+        "n.status('still here')\n"
+        "print(getattr(n, 'dropped', None), n.sent)\n"
+    )
+    child_env = {**os.environ, **env, "WATCHDOG_USEC": "30000000"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the notify send blocked on the stalled reader")
+    assert done.stdout.split() == ["2", "0"], done.stderr
+    n = Notifier(env)
+    # Once the reader catches up, messages flow again.
+    received(sock)
+    n.status("caught up")
+    assert sock.recv(4096).decode() == "STATUS=caught up"

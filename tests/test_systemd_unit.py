@@ -268,3 +268,21 @@ def test_pigen_stage_shape() -> None:
     assert "--no-start" in text and "--no-key" in text
     for script in stage.rglob("*.sh"):
         assert script.stat().st_mode & 0o111, f"{script} is not executable"
+
+
+# --------------------------------------------------------------------------- resource limits
+# Issue 14: the unit bounds memory, tasks and fds (a flooding or forking tool, a leak), and
+# the exposure stays where it was.
+
+
+def test_resource_limits_and_exposure_at_most_1_4(tmp_path: Path) -> None:
+    one = {k: v[-1] for k, v in directives(UNIT.read_text()).items()}
+    mib = {"M": 1, "G": 1024}
+    high = int(one["Service.MemoryHigh"][:-1]) * mib[one["Service.MemoryHigh"][-1]]
+    hard = int(one["Service.MemoryMax"][:-1]) * mib[one["Service.MemoryMax"][-1]]
+    # Above the 104.5 MiB measured after 200 sessions, below a 512 MB Pi's RAM.
+    assert 2 * 105 <= high < hard <= 400
+    assert 32 <= int(one["Service.TasksMax"]) <= 256
+    assert 64 <= int(one["Service.LimitNOFILE"]) <= 4096
+    level, report = exposure(unit_with_exec(tmp_path))
+    assert level <= 1.4, report

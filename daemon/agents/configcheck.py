@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-from daemon.config import LOOPBACK_HOSTS, ConfigError
+from daemon.config import ConfigError
+from daemon.urlpolicy import UrlPolicyError, check_url
 
 from .builtin import BUILTIN_NAMES
-from .command import PLACEHOLDER
+from .command import FORBIDDEN_ENV, PLACEHOLDER
 from .tools import NAME_RE
 
 if TYPE_CHECKING:
     from daemon.config import Config
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CREDENTIAL_REF = re.compile(r"\$\{credential:([A-Za-z0-9_.-]+)\}")
 
 
@@ -80,19 +81,30 @@ def check_agents(cfg: Config) -> None:
                 _regex(p.pattern, f"{ppath}.pattern")
             if p.range and (len(p.range) != 2 or p.range[0] > p.range[1]):
                 raise ConfigError(f"{ppath}.range", f"expected [min, max], got {list(p.range)}")
+            if p.type == "path" and not p.base_dir.startswith("/"):
+                raise ConfigError(
+                    f"{ppath}.base_dir",
+                    f'a "path" parameter needs an absolute base_dir, got {p.base_dir!r}',
+                )
+            if p.base_dir and p.type != "path":
+                raise ConfigError(f"{ppath}.base_dir", 'only a "path" parameter has a base_dir')
+        for j, name in enumerate(t.env):
+            if not ENV_NAME.fullmatch(name):
+                raise ConfigError(f"{path}.env[{j}]", f"expected a variable name, got {name!r}")
+            if name in FORBIDDEN_ENV:
+                raise ConfigError(
+                    f"{path}.env[{j}]", f"{name} is never passed to a tool (it leads to a secret)"
+                )
     for i, server in enumerate(cfg.mcp_servers):
         path = f"mcp_servers[{i}]"
         if not NAME_RE.match(server.label):
             raise ConfigError(
                 f"{path}.label", f"expected letters, digits, _ or -, got {server.label!r}"
             )
-        parts = urlsplit(server.url)
-        host = parts.hostname or ""
-        loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
-        if parts.scheme not in ("https", "http") or not host:
-            raise ConfigError(f"{path}.url", f"expected an https:// URL, got {server.url!r}")
-        if parts.scheme == "http" and not loopback:
-            raise ConfigError(f"{path}.url", f"http:// is allowed only to loopback, got {host!r}")
+        try:
+            check_url(server.url, f"{path}.url", schemes=("https", "http"), refuse_metadata=True)
+        except UrlPolicyError as exc:
+            raise ConfigError(exc.key, str(exc).removeprefix(f"{exc.key}: ")) from None
     for i, pattern in enumerate(cfg.guardrails.patterns):
         _regex(pattern, f"guardrails.patterns[{i}]")
     for name in cfg.tooling.policy:

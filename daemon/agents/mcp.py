@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import ConfigError, McpServerConfig
+from daemon.urlpolicy import check_url
 
 from .configcheck import CREDENTIAL_REF
 
@@ -75,6 +76,15 @@ class McpServer:
     allowed_tools: tuple[str, ...] = ()
     require_approval: str = "never"
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # The URL policy (daemon.urlpolicy) for embedders too; UrlPolicyError is a ValueError.
+        check_url(
+            self.url,
+            f"mcp server {self.label!r} url",
+            schemes=("https", "http"),
+            refuse_metadata=True,
+        )
 
     def tool(self) -> dict[str, Any]:
         """The GA ``{"type": "mcp", ...}`` tool entry."""

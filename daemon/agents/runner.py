@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from daemon import events as ev
@@ -38,6 +38,14 @@ def _failure(message: str) -> ToolOutput:
     return ToolOutput(json.dumps({"error": message}), is_error=True)
 
 
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret replaced by ``***`` (a tool may print what it can read)."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 def render(result: Any, limit: int) -> str:
     """A tool's return value as the output string (JSON unless already a string), cut to limit."""
     text = result if isinstance(result, str) else json.dumps(result, default=str)
@@ -57,6 +65,7 @@ class AgentToolRunner:
         emit: Callable[[ev.Event], None],
         timeout: float = 10.0,
         max_output_chars: int = 4000,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._tools = tools
         self._agent = agent
@@ -65,12 +74,22 @@ class AgentToolRunner:
         self._emit = emit
         self.timeout = timeout
         self.max_output_chars = max_output_chars
+        # The API key and credential header values: scrubbed from every output and message.
+        self.secrets = tuple(sorted((x for x in secrets if x), key=len, reverse=True))
 
     def _error(self, code: str, message: str) -> None:
+        message = scrub(message, self.secrets)
         log.warning("%s", message)
         self._emit(ev.Error(error=ErrorInfo(type="tool_error", message=message, code=code)))
 
     async def run(self, name: str, arguments_json: str, call_id: str) -> str:
+        output = await self._run(name, arguments_json, call_id)
+        clean = scrub(output, self.secrets)
+        if clean is output:
+            return output
+        return ToolOutput(clean, is_error=getattr(output, "is_error", False))
+
+    async def _run(self, name: str, arguments_json: str, call_id: str) -> str:
         tools = self._tools()
         tool = tools.get(name)
         if tool is None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from daemon import events as ev
-from daemon.config import AgentConfig, Config, ConfigError
+from daemon.config import AgentConfig, Config, ConfigError, api_key
 from daemon.events import ErrorInfo
 from daemon.realtime.engine import RealtimeProtocol
 from daemon.realtime.settings import SessionSettings
@@ -34,10 +34,11 @@ from daemon.realtime.settings import SessionSettings
 from .agent import RealtimeAgent
 from .approvals import ApprovalRequest, Approvals, Policy, policy_for
 from .builtin import builtin_tools
-from .command import command_tool
+from .command import ProcessLimit, command_tool
+from .configcheck import CREDENTIAL_REF
 from .guardrails import GuardrailMonitor, OutputGuardrail, regex_guardrail
 from .handoffs import handoff_events, handoff_tool
-from .mcp import McpServer, servers_from_config
+from .mcp import McpServer, credential, servers_from_config
 from .plugins import load_plugin_tools
 from .runner import AgentToolRunner
 from .tools import FunctionTool, as_tool
@@ -125,6 +126,7 @@ class AgentRuntime:
         callbacks: AgentCallbacks | None = None,
         base_settings: SessionSettings | None = None,
         goodbye_timeout: float = GOODBYE_TIMEOUT,
+        secrets: Sequence[str] = (),
     ) -> None:
         if not agents:
             raise ValueError("agents: expected at least one agent (the first is the default)")
@@ -157,6 +159,7 @@ class AgentRuntime:
             emit=self.emit,
             timeout=tool_timeout,
             max_output_chars=max_output_chars,
+            secrets=secrets,
         )
         self.events: list[ev.Event] = []  # what was emitted while no session is attached
         self.active = self.default
@@ -185,7 +188,11 @@ class AgentRuntime:
         missing credential.
         """
         env = os.environ if environ is None else environ
-        extra = [command_tool(t) for t in cfg.tools] + list(tools)
+        limit = ProcessLimit(cfg.tooling.max_processes)  # shared by every command tool
+        extra = [
+            command_tool(t, limit=limit, max_output_chars=cfg.tooling.max_output_chars, environ=env)
+            for t in cfg.tools
+        ] + list(tools)
         if cfg.tooling.plugins:
             plugin_tools, _problems = load_plugin_tools()  # problems are logged
             extra += plugin_tools
@@ -205,10 +212,20 @@ class AgentRuntime:
         if cfg.guardrails.patterns:
             every_guardrail.append(regex_guardrail(cfg.guardrails.patterns))
         try:
+            mcp_servers = servers_from_config(cfg.mcp_servers, env)
+            # What a tool's output must never show: the key and every credential header.
+            secrets = [api_key(env) or ""]
+            secrets += [
+                credential(m.group(1), env) or ""
+                for server in cfg.mcp_servers
+                for template in server.headers.values()
+                for m in CREDENTIAL_REF.finditer(template)
+            ]
             return cls(
                 agents,
                 tools=extra,
-                mcp_servers=servers_from_config(cfg.mcp_servers, env),
+                mcp_servers=mcp_servers,
+                secrets=secrets,
                 policy=cfg.tooling.policy,
                 guardrails=every_guardrail,
                 guardrail_every=cfg.guardrails.check_every,

@@ -97,6 +97,12 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value's repr for an error message, cut (a 1 MB argument is not quoted whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 def validate(schema: dict[str, Any], value: Any, path: str = "arguments") -> None:
     """Check ``value`` against the schema subset voicepi generates; ToolArgumentError."""
     if "anyOf" in schema:
@@ -112,10 +118,10 @@ def validate(schema: dict[str, Any], value: Any, path: str = "arguments") -> Non
     if isinstance(t, str):
         ok = isinstance(value, _PY_TYPES[t]) and not (t != "boolean" and isinstance(value, bool))
         if not ok:
-            raise ToolArgumentError(f"{path}: expected {t}, got {_kind(value)} {value!r}")
+            raise ToolArgumentError(f"{path}: expected {t}, got {_kind(value)} {_shown(value)}")
     if "enum" in schema and value not in schema["enum"]:
         shown = ", ".join(json.dumps(v) for v in schema["enum"])
-        raise ToolArgumentError(f"{path}: expected one of {shown}, got {value!r}")
+        raise ToolArgumentError(f"{path}: expected one of {shown}, got {_shown(value)}")
     if isinstance(value, int | float) and not isinstance(value, bool):
         lo, hi = schema.get("minimum"), schema.get("maximum")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -125,7 +131,7 @@ def validate(schema: dict[str, Any], value: Any, path: str = "arguments") -> Non
         and "pattern" in schema
         and re.fullmatch(schema["pattern"], value) is None
     ):
-        raise ToolArgumentError(f"{path}: {value!r} does not match {schema['pattern']!r}")
+        raise ToolArgumentError(f"{path}: {_shown(value)} does not match {schema['pattern']!r}")
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
             validate(schema["items"], item, f"{path}[{i}]")

@@ -22,9 +22,10 @@ from .. import events as ev
 from ..agents import AgentCallbacks, AgentRuntime
 from ..config import Config, RealtimeConfig
 from ..realtime.liveness import LivenessBounds
-from ..realtime.session import RealtimeSession, is_loopback
+from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
 from ..sounds import load_sounds
+from ..urlpolicy import is_loopback_url
 from ..wakeword import WakeWordDetector
 from .app import Appliance, Parts
 from .ports import Mic, Notifier
@@ -224,7 +225,7 @@ def build(
         clock=clock,
         wake_names=tuple(detector.names),
         agents=agents,
-        api_key_found=None if is_loopback(cfg.realtime.url) else api_key is not None,
+        api_key_found=None if is_loopback_url(cfg.realtime.url) else api_key is not None,
         sounds=sounds,
     )
     app = Appliance(cfg, parts, max_sessions=max_sessions)

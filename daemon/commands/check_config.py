@@ -19,7 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = effective.load_or_exit(args.config)
     print(config.to_toml(cfg), end="")
-    key, source = config.find_api_key()
+    try:
+        key, source = config.find_api_key()
+    except config.ConfigError as exc:  # a malformed key: named by where it is, never shown
+        config.exit_config_error(exc)
     # Whether, and where, never the value.
     found = f"found ({source})" if key else f"not found (looked for {config.API_KEY_PLACES})"
     print(f"# API key: {found}")

@@ -33,7 +33,7 @@ def emit_to_log(event: ev.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configure(args.log_format)
+    configure(args.log_format, background=True)  # the loop never waits on journald
     cfg = effective.load_or_exit(args.config)
     logging.getLogger().setLevel(cfg.logging.level.upper())
     return asyncio.run(serve(cfg, args.config))
@@ -43,9 +43,19 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
     from ..appliance.reload import plan_reload
     from ..appliance.wiring import SpeakerUnavailable, build, open_speaker, run_until_stopped
     from ..notify import Notifier
-    from ..realtime.session import is_loopback
+    from ..urlpolicy import is_loopback_url
 
     notifier = Notifier()
+    try:
+        key, _ = config.find_api_key()  # a malformed key is a config error: exit 78
+    except config.ConfigError as exc:
+        config.exit_config_error(exc)
+    if key is None and not is_loopback_url(cfg.realtime.url):
+        log.warning(
+            "no OpenAI API key: looked for %s; the wake word works, but each wake "
+            "shows an auth error until the key is added",
+            config.API_KEY_PLACES,
+        )
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -73,13 +83,6 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
     except asyncio.CancelledError:
         return 0
     notifier.status("loading wake word models")
-    key, _ = config.find_api_key()
-    if key is None and not is_loopback(cfg.realtime.url):
-        log.warning(
-            "no OpenAI API key: looked for %s; the wake word works, but each wake "
-            "shows an auth error until the key is added",
-            config.API_KEY_PLACES,
-        )
     try:
         built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=key, player=player)
     except config.ConfigError as exc:

@@ -23,11 +23,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from daemon import events as ev
-from daemon.config import LOOPBACK_HOSTS, ConfigError, check_url
+from daemon.config import ConfigError, check_url, key_problem
 from daemon.events import ErrorInfo, Event
 from daemon.listener import AgentListener
+from daemon.urlpolicy import is_loopback_url
 
 from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
@@ -40,6 +42,12 @@ ws_log = logging.getLogger("daemon.realtime.websocket")
 
 CLOSE_TIMEOUT = 5.0  # seconds for the closing handshake before the TCP link is cut
 DRAIN_TIMEOUT = 5.0  # seconds close() waits for handlers to see agent_stopped
+# Largest server message accepted (websockets max_size). The largest legitimate event
+# measured against the simulator is session.updated echoing 120 tools with 1 KB
+# descriptions and 8 KB of instructions: 178 KB; audio deltas are 6.6 KB. 4 MiB is 23
+# times that, and still holds a retrieved 40 s input audio item. A bigger frame is refused
+# from its header (no 50 MB buffered): an `error` (frame_too_large), then agent_stopped.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class MissingApiKey(RealtimeFailure, ValueError):
@@ -62,11 +70,6 @@ class ToolRunner(Protocol):
     """Runs a function call; the returned string is sent as the call's output."""
 
     async def run(self, name: str, arguments_json: str, call_id: str) -> str: ...
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def with_model(url: str, model: str) -> str:
@@ -129,16 +132,18 @@ class RealtimeSession:
         playback_tracking: bool = True,
         liveness: LivenessBounds | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         try:
             check_url(url, "url")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if api_key is None and not is_loopback(url):
+        if api_key is None and not is_loopback_url(url):
             # A typed auth failure (and still a ValueError for SDK callers).
             raise MissingApiKey(missing_key("an api_key; required for a non-loopback URL"))
-        if api_key is not None and (not api_key or any(c.isspace() for c in api_key)):
-            raise ValueError("api_key: must be non-empty and contain no whitespace")
+        problem = None if api_key is None else key_problem(api_key)
+        if problem is not None:
+            raise ValueError(f"api_key: {problem}")  # never the key itself
         if ping_interval <= 0 or connect_timeout <= 0:
             raise ValueError("ping_interval and connect_timeout must be positive")
         self.url = with_model(url, settings.model)
@@ -153,6 +158,7 @@ class RealtimeSession:
         self._watch_kick = asyncio.Event()
         self._expecting = False
         self._pings: set[asyncio.Task[None]] = set()
+        self.max_frame_bytes = max_frame_bytes
         self.tool_runner = tool_runner
         self._engine = RealtimeProtocol(
             settings, agent_name=agent_name, playback_tracking=playback_tracking
@@ -217,13 +223,13 @@ class RealtimeSession:
                     self._ws = await connect(
                         self.url,
                         additional_headers=headers,
-                        max_size=None,  # retrieved items carry whole audio
+                        max_size=self.max_frame_bytes,
                         # Our own liveness check replaces websockets' keepalive: its
                         # ping waits behind a full send buffer on a dead link.
                         ping_interval=None,
                         close_timeout=CLOSE_TIMEOUT,
                         open_timeout=None,  # the timeout above covers it
-                        proxy=None if is_loopback(self.url) else True,
+                        proxy=None if is_loopback_url(self.url) else True,
                         logger=_Redacting(ws_log, key),
                     )
                 except Exception as exc:
@@ -414,6 +420,18 @@ class RealtimeSession:
             log.warning("websocket reader failed: %s: %s", type(exc).__name__, exc)
         code = ws.close_code
         reason = ws.close_reason or ""
+        sent = ws.protocol.close_sent
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG and not self._closing:
+            self._dispatcher.emit(
+                ev.Error(
+                    error=ErrorInfo(
+                        type="frame_too_large",
+                        code="message_too_big",
+                        message=f"the server sent a message over {self.max_frame_bytes} bytes; "
+                        "the session was closed",
+                    )
+                )
+            )
         log.info("websocket closed: code=%s reason=%r", code, reason)
         self._engine.connection_lost(code, reason, by_client=self._closing)
         self._pump()
