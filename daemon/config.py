@@ -164,6 +164,10 @@ class WakewordConfig:
     speaking_tail: float = opt(
         0.5, min=0.0, max=10.0, doc="Seconds scoring stays paused after the speaker drains."
     )
+    gate: bool = opt(
+        True,
+        doc="Silence gate: skip the wake models on audio at the noise floor (same detections).",
+    )
 
 
 @dataclass(frozen=True)
