@@ -290,9 +290,8 @@ class Appliance:
         if self.run_ is not None or self.sm.facts.muted or self.path is None:
             return
         self.parts.emit(ev.WakeWordDetected(model=model, score=round(float(score), 4)))
-        if end_sample is None:
-            start = self.path.preroll.end_index
-        else:
+        start = None
+        if end_sample is not None:
             start = int((end_sample / WAKE_RATE - PREROLL_MARGIN_S) * SESSION_RATE)
         # A fresh countdown per session also picks up a reloaded [session] table.
         self.countdown = InactivityCountdown(
@@ -301,7 +300,7 @@ class Appliance:
         session = self.parts.new_session()
         self.run_ = _SessionRun(session=session, started=self.parts.clock())
         # Buffered by the engine until the session is configured: nothing said is lost.
-        session.send_audio(self.path.preroll.since(start).tobytes())
+        session.send_audio(self.path.start_session(start).tobytes())
         self._emit_state(self.sm.update(session="connecting"))
         self._refresh_leds()
         self._update_status()
@@ -334,6 +333,8 @@ class Appliance:
         if self.run_ is not run:
             return
         self.run_ = None
+        if self.path is not None:
+            self.path.end_session()  # idle again: no session-rate conversion
         self.parts.speaker.flush()
         self._remaining = None
         reason = run.close_reason or "server_closed"
