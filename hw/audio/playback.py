@@ -149,6 +149,7 @@ class PyAudioPlayer(Player):
             self.callback_errors = 0
             self.output_underflows = 0
             self._pa: Any = pa
+            self._silent: tuple[np.ndarray | None, bytes] = (None, b"")  # engine's idle block
             self._paContinue = pyaudio.paContinue
             self._underflow_flag = pyaudio.paOutputUnderflow
             self._stream: Any = open_stream(
@@ -178,9 +179,12 @@ class PyAudioPlayer(Player):
             self.output_underflows += 1
         try:
             block = self.engine.render(frame_count)
-            if self.channels > 1:
-                block = np.repeat(block, self.channels)
-            return block.tobytes(), self._paContinue
+            if block is self._silent[0]:
+                return self._silent[1], self._paContinue  # idle: the same bytes every block
+            data = (np.repeat(block, self.channels) if self.channels > 1 else block).tobytes()
+            if block is self.engine.silence:
+                self._silent = (block, data)
+            return data, self._paContinue
         except Exception:  # never let the audio thread die: play silence instead
             self.callback_errors += 1
             if self.callback_errors == 1:
