@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -130,6 +131,43 @@ def _design(up: int, down: int) -> tuple[np.ndarray, int]:
     # Unit DC gain per phase: no phase-dependent gain ripple on slow signals.
     phases /= phases.sum(axis=1, keepdims=True)
     return phases[:, ::-1].copy(), taps
+
+
+class SoxrResampler:
+    """Streaming resampler through libsoxr (python-soxr, "HQ"), for the always-on mic path.
+
+    Same band as ``Resampler`` and better: flat within 0.01 dB to 0.45 of the lower
+    rate, over 130 dB down from its Nyquist on (tests/test_dsp.py checks both), at
+    about a twentieth of the CPU (48 -> 16 kHz in 80 ms blocks: 0.0004 against 0.011
+    CPU s per audio s on the bench machine). Its output is aligned to the input's
+    timeline (no group delay) but trails it by a few ms of samples held back, so
+    counts are not exact per call; use ``Resampler`` where a session's bit-exact
+    stream or exact counts matter. int16 in, int16 out; equal rates pass through.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        self.in_rate, self.out_rate = int(in_rate), int(out_rate)
+        self.passthrough = self.in_rate == self.out_rate
+        self._stream: Any = None
+        if not self.passthrough:
+            import soxr
+
+            self._stream = soxr.ResampleStream(
+                self.in_rate, self.out_rate, 1, dtype="int16", quality="HQ"
+            )
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Mono int16 samples (any count) -> the int16 samples now ready at ``out_rate``."""
+        x = np.asarray(samples)
+        if x.ndim != 1:
+            raise ValueError(f"expected mono (1-D) samples, got shape {x.shape}")
+        x = x.astype(np.int16, copy=False)
+        if self.passthrough:
+            return x
+        out: np.ndarray = self._stream.resample_chunk(x)
+        return out
 
 
 # --------------------------------------------------------------------------- channels

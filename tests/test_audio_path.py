@@ -50,8 +50,7 @@ def test_session_audio_is_bit_for_bit_what_a_always_on_resampler_gave(
         if i == wake_after:
             start = None if back is None else path.session_end - back
             got.append(path.start_session(start))
-        wake, session = path.feed(block)
-        assert len(wake) > 0 or len(block) < 4
+        _wake, session = path.feed(block)
         if i < wake_after:
             assert len(session) == 0  # idle: nothing converted to 24 kHz
         else:
@@ -66,7 +65,8 @@ def test_session_audio_is_bit_for_bit_what_a_always_on_resampler_gave(
 def test_idle_feed_never_resamples_to_the_session_rate() -> None:
     path = AudioPath(48000, 16000, 24000, 2.0)
     for _ in range(50):
-        wake, session = path.feed(np.ones(3840, dtype=np.int16))
-        assert len(wake) == 1280 and len(session) == 0
+        _wake, session = path.feed(np.ones(3840, dtype=np.int16))
+        assert len(session) == 0
     assert path.to_session is None
+    assert 50 * 1280 - 800 <= path.wake_total <= 50 * 1280  # soxr holds a few ms back
     assert path.session_end == 50 * 1920

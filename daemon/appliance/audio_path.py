@@ -1,6 +1,7 @@
 """Microphone audio at the device rate -> 16 kHz for the wake word, 24 kHz for the session.
 
-While idle only the wake word's conversion runs; the pre-roll keeps the device-rate
+While idle only the wake word's conversion runs (libsoxr, the cheapest that meets the
+band; a 16 kHz mic passes through); the pre-roll keeps the device-rate
 samples. At the wake, ``start_session`` converts the pre-roll to the session rate
 once and keeps converting the live blocks until ``end_session``. The session audio
 is bit for bit what one session-rate resampler fed from the moment the mic opened
@@ -16,7 +17,7 @@ import math
 
 import numpy as np
 
-from ..dsp import Resampler, rms_dbfs
+from ..dsp import Resampler, SoxrResampler, rms_dbfs
 from .preroll import PreRoll
 
 
@@ -25,7 +26,7 @@ class AudioPath:
 
     def __init__(self, in_rate: int, wake_rate: int, session_rate: int, preroll_s: float) -> None:
         self.in_rate, self.session_rate = in_rate, session_rate
-        self.to_wake = Resampler(in_rate, wake_rate)
+        self.to_wake = SoxrResampler(in_rate, wake_rate)  # always on: the cheapest
         self.to_session: Resampler | None = None  # only while a session runs
         self._ratio = Resampler(in_rate, session_rate)  # design only: taps and up/down
         # The session-rate span a session may reach back to (as the 24 kHz pre-roll kept).
