@@ -148,8 +148,9 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class WakewordConfig:
-    engine: Literal["pyopen-wakeword", "openwakeword"] = opt(
-        "pyopen-wakeword", doc="Wake word engine (openwakeword needs the extra)."
+    engine: Literal["pyopen-wakeword", "openwakeword", "microwakeword"] = opt(
+        "pyopen-wakeword",
+        doc="Wake word engine (openwakeword needs the extra; microwakeword pymicro-wakeword).",
     )
     models: tuple[str, ...] = opt(
         factory=lambda: ("hey_jarvis",),

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np  # here, not at the top: the CLI imports every command module
 
     from ..config import EX_CONFIG, ConfigError, load_or_exit, replace
-    from ..wakeword import SAMPLE_RATE, WakeWordDetector
+    from ..wakeword import SAMPLE_RATE, WakeWordDetector, model_name
     from ..wakeword.wav import WavError, read_wav_16k
 
     cfg = load_or_exit(args.config).wakeword
@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.threshold <= 1.0:
             print(f"--threshold: expected 0 to 1, got {args.threshold}", file=sys.stderr)
             return 2
-        cfg = replace(cfg, threshold=args.threshold, thresholds={})
+        # Per model too: it must also override a microWakeWord model's own cutoff.
+        every = {model_name(m): args.threshold for m in cfg.models}
+        cfg = replace(cfg, threshold=args.threshold, thresholds=every)
     try:
         detector = WakeWordDetector(cfg)
         detector.load()
