@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..config import ConfigError, WakewordConfig
-from ..dsp import rms_dbfs
+from ..dsp import INT16_FULL_SCALE, SILENCE_DBFS
 
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 1280  # 80 ms: the step of openWakeWord's embedding model
@@ -98,6 +98,7 @@ GATE_RISE_DB = 0.05  # per 80 ms frame: ~0.6 dB/s, slower than any word
 GATE_MIN_FLOOR_DB = -80.0
 GATE_FLOOR_FRAMES = 38  # ~3 s: the floor is the quietest frame in it (minimum statistics)
 _MEL_HOP = 160
+_FULL_SCALE_DB = 20.0 * math.log10(INT16_FULL_SCALE)
 
 
 class _Interpreter:
@@ -293,7 +294,9 @@ class PyOpenWakeWordEngine:
         audio[-FRAME_SAMPLES:] = samples
         mels = self._mels
         mels[:-_MEL_ROWS] = mels[_MEL_ROWS:]
-        mels[-_MEL_ROWS:] = self._mels_of(audio[:_MEL_IN])
+        window = audio[:_MEL_IN]
+        # Digital silence (a muted or idle-gated mic) has known mels: skip the model.
+        mels[-_MEL_ROWS:] = self._mels_of(window) if window.any() else self._zero_mels
         embs = self._embs
         embs[:-1] = embs[1:]
         if self.gate and not self._gate_open(samples):
@@ -311,7 +314,9 @@ class PyOpenWakeWordEngine:
         ]
 
     def _gate_open(self, samples: np.ndarray) -> bool:
-        level = rms_dbfs(samples)
+        f = samples.astype(np.float32)
+        power = float(np.dot(f, f)) / len(f)  # one BLAS call: rms_dbfs costs several
+        level = 10.0 * math.log10(power) - _FULL_SCALE_DB if power > 0.0 else SILENCE_DBFS
         floor = max(GATE_MIN_FLOOR_DB, min(self._levels, default=GATE_MIN_FLOOR_DB))
         self._levels.append(level)
         if level > floor + GATE_MARGIN_DB:
