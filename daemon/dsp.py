@@ -154,8 +154,10 @@ class SoxrResampler:
         if not self.passthrough:
             import soxr
 
+            # float32, rounded here: soxr's own int16 output is dithered, so digital
+            # silence would come out as noise and wake the models' cheap silence paths.
             self._stream = soxr.ResampleStream(
-                self.in_rate, self.out_rate, 1, dtype="int16", quality="HQ"
+                self.in_rate, self.out_rate, 1, dtype="float32", quality="HQ"
             )
 
     def process(self, samples: np.ndarray) -> np.ndarray:
@@ -166,8 +168,7 @@ class SoxrResampler:
         x = x.astype(np.int16, copy=False)
         if self.passthrough:
             return x
-        out: np.ndarray = self._stream.resample_chunk(x)
-        return out
+        return float_to_int16(self._stream.resample_chunk(x.astype(np.float32)))
 
 
 # --------------------------------------------------------------------------- channels

@@ -51,6 +51,12 @@ def test_streamed_output_is_aligned_and_complete(in_rate: int, out_rate: int) ->
     assert snr_db > 70, snr_db
 
 
+def test_digital_silence_stays_digital_silence() -> None:
+    r = SoxrResampler(48000, 16000)
+    out = np.concatenate([r.process(np.zeros(3840, np.int16)) for _ in range(20)])
+    assert len(out) > 20000 and not out.any()  # no dither: the wake engine skips zeros
+
+
 def test_equal_rates_pass_through_and_bad_input_is_refused() -> None:
     r = SoxrResampler(16000, 16000)
     x = np.arange(100, dtype=np.int16)
