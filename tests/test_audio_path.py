@@ -70,3 +70,25 @@ def test_idle_feed_never_resamples_to_the_session_rate() -> None:
     assert path.to_session is None
     assert 50 * 1280 - 800 <= path.wake_total <= 50 * 1280  # soxr holds a few ms back
     assert path.session_end == 50 * 1920
+
+
+def test_a_48k_mic_wakes_at_the_words_end_through_the_wake_path() -> None:
+    """hey_jarvis at 48 kHz (most USB mics) through AudioPath's soxr wake path: the same
+    single detection as at 16 kHz, at the same place within one frame."""
+    from daemon.config import WakewordConfig
+    from daemon.wakeword import FRAME_SAMPLES, WakeWordDetector
+    from daemon.wakeword.wav import read_wav
+    from tests.test_wakeword import SPEECH
+
+    word = read_wav(SPEECH / "hey_jarvis_then_question.wav")[0]
+    mic = Resampler(16000, 48000).process(word)
+    det = WakeWordDetector(WakewordConfig())
+    (at_16k,) = det.process(word)
+    det.reset()
+    path = AudioPath(48000, 16000, 24000, 2.0)
+    found = [
+        d for i in range(0, len(mic), 3840) for d in det.process(path.feed(mic[i : i + 3840])[0])
+    ]
+    assert [d.model for d in found] == ["hey_jarvis"]
+    assert abs(found[0].end_sample - at_16k.end_sample) <= FRAME_SAMPLES
+    det.close()
