@@ -254,6 +254,12 @@ class PlaybackEngine:
         self._dispatch(events)
         return block
 
+    @property
+    def idle(self) -> bool:
+        """True while render would return ``silence``: nothing to play, fade or ramp."""
+        with self._lock:
+            return self._idle()
+
     def _idle(self) -> bool:
         """Nothing queued, fading, playing or ramping: the block is silence."""
         return (
