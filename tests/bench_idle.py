@@ -8,16 +8,17 @@ second of audio, and every ratio is to the floor measured in this same run.
 
 `voicepi run` runs as a process: the mic is a `file:` WAV at 16 or 48 kHz (the rate
 most USB mics run at) holding either the non-wake speech fixtures back to back
-(speech present: the wake models run) or digital silence; the speaker is a `file:`
-WAV (its thread writes 20 ms of silence at a time, as a PortAudio callback would
-hand it over). Figures come from /proc: the whole process, and its main thread
-(the asyncio loop: mic blocks, resampling, the wake word, the appliance).
+(speech present: the wake models run) or digital silence. The speaker is either a
+`file:` WAV (its thread writes 20 ms of silence at a time; RSS without any sound
+server's client libraries, as with a plain ALSA device) or PulseAudio's null sink
+through PortAudio (the real callback path: an idle stream parks after 2 s; libpulse
+adds to RSS). Figures come from /proc: the whole process, and its main thread (the
+asyncio loop: mic blocks, resampling, the wake word, the appliance).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
 import statistics
 import subprocess
@@ -36,6 +37,7 @@ from daemon.wakeword import FRAME_SAMPLES, SAMPLE_RATE, WakeWordDetector
 from daemon.wakeword.wav import read_wav
 from tests.bench import Row, bench, cpu_seconds
 from tests.bench_daemon import CLK_TCK, _cpu_seconds, _env, _status, _stop, _wait_ready
+from tests.pulse import PulseServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = Path(__file__).parent / "fixtures" / "speech"
@@ -171,7 +173,9 @@ def _thread_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def run_idle(workdir: Path, rate: int, talk: bool, speaker: str) -> dict[str, float]:
+def run_idle(
+    workdir: Path, rate: int, talk: bool, speaker: str, env: dict[str, str]
+) -> dict[str, float]:
     """`voicepi run` idle on a ``rate`` Hz file: mic: CPU s per s (process, main thread),
     RSS MiB and threads."""
     seconds = SETTLE_S + IDLE_S + 15.0
@@ -186,7 +190,7 @@ def run_idle(workdir: Path, rate: int, talk: bool, speaker: str) -> dict[str, fl
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, **_env(notify)},
+        env={**_env(notify), **env},
         cwd=ROOT,
     )
     try:
@@ -217,19 +221,27 @@ def idle() -> list[Row]:
         for name, fn in engines().items():
             runs.setdefault(f"{name}: speech", []).append(fn(audio))
         runs.setdefault("voicepi detector, gate on: silence", []).append(detector(quiet))
-    daemon: dict[tuple[int, bool], dict[str, float]] = {}
+    daemon: dict[tuple[str, int, bool], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="voicepi-bench-") as tmp:
-        speaker = f"file:{Path(tmp) / 'speaker.wav'}"
-        for rate in (16000, 48000):
-            for talk in (True, False):
-                daemon[(rate, talk)] = run_idle(Path(tmp), rate, talk, speaker)
-                floors.append(floor(audio))  # interleaved with the daemon runs too
+        workdir = Path(tmp)
+        with PulseServer(workdir / "pulse") as pulse:
+            speakers = {
+                "file speaker": (f"file:{workdir / 'speaker.wav'}", {}),
+                "PulseAudio speaker": ("pulse", dict(pulse.env)),
+            }
+            for label, (speaker, env) in speakers.items():
+                for rate in (16000, 48000):
+                    for talk in (True, False):
+                        fig = run_idle(workdir, rate, talk, speaker, env)
+                        daemon[(label, rate, talk)] = fig
+                        floors.append(floor(audio))  # interleaved with the daemon runs too
     base = statistics.median(floors)
     rows = [Row(f"{FLOOR} (XNNPACK, 1 thread)", base, UNIT)]
     for name, values in runs.items():
         rows.append(Row(name, statistics.median(values), UNIT, FLOOR, base))
-    for (rate, talk), fig in daemon.items():
+    for (label, rate, talk), fig in daemon.items():
         what = f"voicepi run idle, {rate // 1000} kHz mic, {'speech' if talk else 'silence'}"
+        what += f", {label}"
         rows.append(Row(what, fig["cpu"], UNIT, FLOOR, base))
         rows.append(Row(f"{what}: main thread (wake path)", fig["main"], UNIT, FLOOR, base))
         rows.append(Row(f"{what}: RSS", fig["rss"], "MiB"))
