@@ -90,13 +90,13 @@ _MEL_BINS = 32
 _EMB_MELS = 76
 _EMB_LAG = 4
 _EMB_DIM = 96
-# Silence gate: a frame opens it when louder than the tracked noise floor by this
-# margin; the floor follows quieter frames at once and louder ones slowly, and never
-# sinks below the lowest floor (so a digitally silent input still gates).
+# Silence gate: a frame opens it when louder than the noise floor by this margin. The
+# floor is the quietest frame of the last ~3 s (minimum statistics: pauses between
+# words keep it down during speech) but never below -80 dBFS, so a digitally silent
+# or near-silent input keeps the gate shut.
 GATE_MARGIN_DB = 6.0
-GATE_RISE_DB = 0.05  # per 80 ms frame: ~0.6 dB/s, slower than any word
 GATE_MIN_FLOOR_DB = -80.0
-GATE_FLOOR_FRAMES = 38  # ~3 s: the floor is the quietest frame in it (minimum statistics)
+GATE_FLOOR_FRAMES = 38
 _MEL_HOP = 160
 _FULL_SCALE_DB = 20.0 * math.log10(INT16_FULL_SCALE)
 
