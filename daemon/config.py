@@ -156,7 +156,12 @@ class WakewordConfig:
         factory=lambda: ("hey_jarvis",),
         doc="Built-in model names or paths to .tflite/.onnx models.",
     )
-    threshold: float = opt(0.5, min=0.0, max=1.0, doc="Score that counts as a detection.")
+    threshold: float = opt(
+        0.5,
+        min=0.0,
+        max=1.0,
+        doc="Score that counts as a detection (a microwakeword model's default: its own cutoff).",
+    )
     thresholds: dict[str, float] = opt(
         factory=dict, doc="Per-model thresholds overriding `threshold`, by model name."
     )
