@@ -23,7 +23,6 @@ _PASSBAND = 0.45
 _STOPBAND = 0.5
 _ATTENUATION_DB = 80.0
 _KAISER_BETA = 0.1102 * (_ATTENUATION_DB - 8.7)
-_CHUNK_OUT = 4096  # outputs computed per gather, bounding memory for huge one-shot calls
 
 
 class Resampler:
@@ -95,17 +94,17 @@ class Resampler:
         out = np.empty(n_out, dtype=np.float64)
         if n_out:
             windows = sliding_window_view(buf, k)  # windows[w] ends at input self._n_in + w
-            for start in range(0, n_out, _CHUNK_OUT):
-                n = np.arange(
-                    self._n_out + start,
-                    self._n_out + min(n_out, start + _CHUNK_OUT),
-                    dtype=np.int64,
-                )
-                pos = n * self.down
-                newest = pos // self.up  # index of the newest input each output needs
+            # Outputs ``up`` apart share a phase and their newest inputs are ``down`` apart:
+            # one strided view per phase, no gathered copy of the windows (bit-identical to
+            # a per-output dot, a fraction of the time and memory on a pre-roll's seconds).
+            for r in range(min(self.up, n_out)):
+                pos = (self._n_out + r) * self.down
+                newest = pos // self.up  # index of the newest input this output needs
                 phase = pos - newest * self.up
-                w = windows[newest - self._n_in]
-                out[start : start + len(n)] = np.einsum("ij,ij->i", w, self._phases[phase])
+                count = len(range(r, n_out, self.up))
+                first = newest - self._n_in
+                view = windows[first : first + (count - 1) * self.down + 1 : self.down]
+                out[r :: self.up] = np.einsum("ij,j->i", view, self._phases[phase])
         self._hist = buf[len(buf) - (k - 1) :].copy()
         self._n_in += n_new
         self._n_out += n_out
