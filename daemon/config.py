@@ -174,14 +174,20 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class WakewordConfig:
-    engine: Literal["pyopen-wakeword", "openwakeword"] = opt(
-        "pyopen-wakeword", doc="Wake word engine (openwakeword needs the extra)."
+    engine: Literal["pyopen-wakeword", "openwakeword", "microwakeword"] = opt(
+        "pyopen-wakeword",
+        doc="Wake word engine (openwakeword needs the extra; microwakeword pymicro-wakeword).",
     )
     models: tuple[str, ...] = opt(
         factory=lambda: ("hey_jarvis",),
         doc="Built-in model names or paths to .tflite/.onnx models.",
     )
-    threshold: float = opt(0.5, min=0.0, max=1.0, doc="Score that counts as a detection.")
+    threshold: float = opt(
+        0.5,
+        min=0.0,
+        max=1.0,
+        doc="Score that counts as a detection (a microwakeword model's default: its own cutoff).",
+    )
     thresholds: dict[str, float] = opt(
         factory=dict, doc="Per-model thresholds overriding `threshold`, by model name."
     )
@@ -194,6 +200,10 @@ class WakewordConfig:
     )
     speaking_tail: float = opt(
         0.5, min=0.0, max=10.0, doc="Seconds scoring stays paused after the speaker drains."
+    )
+    gate: bool = opt(
+        True,
+        doc="Silence gate: skip the wake models on audio at the noise floor (same detections).",
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -22,7 +23,6 @@ _PASSBAND = 0.45
 _STOPBAND = 0.5
 _ATTENUATION_DB = 80.0
 _KAISER_BETA = 0.1102 * (_ATTENUATION_DB - 8.7)
-_CHUNK_OUT = 4096  # outputs computed per gather, bounding memory for huge one-shot calls
 
 
 class Resampler:
@@ -94,17 +94,17 @@ class Resampler:
         out = np.empty(n_out, dtype=np.float64)
         if n_out:
             windows = sliding_window_view(buf, k)  # windows[w] ends at input self._n_in + w
-            for start in range(0, n_out, _CHUNK_OUT):
-                n = np.arange(
-                    self._n_out + start,
-                    self._n_out + min(n_out, start + _CHUNK_OUT),
-                    dtype=np.int64,
-                )
-                pos = n * self.down
-                newest = pos // self.up  # index of the newest input each output needs
+            # Outputs ``up`` apart share a phase and their newest inputs are ``down`` apart:
+            # one strided view per phase, no gathered copy of the windows (bit-identical to
+            # a per-output dot, a fraction of the time and memory on a pre-roll's seconds).
+            for r in range(min(self.up, n_out)):
+                pos = (self._n_out + r) * self.down
+                newest = pos // self.up  # index of the newest input this output needs
                 phase = pos - newest * self.up
-                w = windows[newest - self._n_in]
-                out[start : start + len(n)] = np.einsum("ij,ij->i", w, self._phases[phase])
+                count = len(range(r, n_out, self.up))
+                first = newest - self._n_in
+                view = windows[first : first + (count - 1) * self.down + 1 : self.down]
+                out[r :: self.up] = np.einsum("ij,j->i", view, self._phases[phase])
         self._hist = buf[len(buf) - (k - 1) :].copy()
         self._n_in += n_new
         self._n_out += n_out
@@ -130,6 +130,44 @@ def _design(up: int, down: int) -> tuple[np.ndarray, int]:
     # Unit DC gain per phase: no phase-dependent gain ripple on slow signals.
     phases /= phases.sum(axis=1, keepdims=True)
     return phases[:, ::-1].copy(), taps
+
+
+class SoxrResampler:
+    """Streaming resampler through libsoxr (python-soxr, "HQ"), for the always-on mic path.
+
+    Same band as ``Resampler`` and better: flat within 0.01 dB to 0.45 of the lower
+    rate, over 130 dB down from its Nyquist on (tests/test_dsp.py checks both), at
+    about a twentieth of the CPU (48 -> 16 kHz in 80 ms blocks: 0.0004 against 0.011
+    CPU s per audio s on the bench machine). Its output is aligned to the input's
+    timeline (no group delay) but trails it by a few ms of samples held back, so
+    counts are not exact per call; use ``Resampler`` where a session's bit-exact
+    stream or exact counts matter. int16 in, int16 out; equal rates pass through.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        self.in_rate, self.out_rate = int(in_rate), int(out_rate)
+        self.passthrough = self.in_rate == self.out_rate
+        self._stream: Any = None
+        if not self.passthrough:
+            import soxr
+
+            # float32, rounded here: soxr's own int16 output is dithered, so digital
+            # silence would come out as noise and wake the models' cheap silence paths.
+            self._stream = soxr.ResampleStream(
+                self.in_rate, self.out_rate, 1, dtype="float32", quality="HQ"
+            )
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Mono int16 samples (any count) -> the int16 samples now ready at ``out_rate``."""
+        x = np.asarray(samples)
+        if x.ndim != 1:
+            raise ValueError(f"expected mono (1-D) samples, got shape {x.shape}")
+        x = x.astype(np.int16, copy=False)
+        if self.passthrough:
+            return x
+        return float_to_int16(self._stream.resample_chunk(x.astype(np.float32)))
 
 
 # --------------------------------------------------------------------------- channels

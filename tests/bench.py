@@ -17,6 +17,7 @@ from dataclasses import dataclass
 MODULES = [
     "tests.bench_wakeword",
     "tests.bench_daemon",
+    "tests.bench_idle",
     "tests.bench_latency",
     "tests.bench_soak",
     "tests.bench_liveness",

@@ -209,3 +209,21 @@ def test_a_failing_tracker_does_not_break_rendering() -> None:
 def test_bad_volume_at_construction() -> None:
     with pytest.raises(ValueError, match="volume"):
         PlaybackEngine(device_rate=RATE, volume=120)
+
+
+def test_an_idle_speaker_renders_one_cached_silent_block() -> None:
+    e, t = engine(jitter_ms=0)
+    idle = e.render(BLOCK)
+    assert not idle.any() and not idle.flags.writeable
+    assert e.render(BLOCK) is idle  # no new array, no float work per idle block
+    e.write("a", pcm(BLOCK))
+    e.end_of_item("a")
+    out = e.render(BLOCK)
+    assert out is not idle and np.all(out == 1000)
+    assert t.kinds() == ["started", "finished", "drained"]
+    assert e.render(BLOCK) is idle and e.level_db == -120.0
+    e.set_volume(50)  # a gain ramp is rendered, not skipped
+    assert e.render(BLOCK) is not idle
+    longer = e.render(2 * BLOCK)
+    assert len(longer) == 2 * BLOCK and not longer.any() and e.render(2 * BLOCK) is longer
+    assert e.frames_rendered == 9 * BLOCK

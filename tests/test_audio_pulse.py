@@ -351,3 +351,34 @@ def test_devices_command_lists_pulse(pulse: PulseServer) -> None:
     names = {d["name"] for d in listed}
     assert "pulse" in names
     assert any(d["default_input"] for d in listed) and any(d["default_output"] for d in listed)
+
+
+def test_an_idle_output_stream_is_parked_and_the_next_item_plays_in_full(
+    pulse: PulseServer,
+) -> None:
+    """Idle, the stream stops (no callback every block for nothing); a write restarts it,
+    and neither the watchdog nor the tracker notices anything but the item."""
+    errors: list[BaseException] = []
+    rec = pulse.record(rate=REC_RATE)
+    t = Tracker()
+    player = open_player("pulse", volume=100, tracker=t, on_error=errors.append)
+    try:
+        assert isinstance(player, PyAudioPlayer)
+        wait_for(lambda: player.parked, timeout=10.0)
+        assert player._health() is None  # parked is healthy, not a stopped device
+        calls = player.engine.frames_rendered
+        time.sleep(0.3)
+        assert player.engine.frames_rendered == calls  # no callbacks while parked
+        for n in range(2):  # parked, restarted, parked again, restarted again
+            sound = chirp_noise(0.5, 24000, seed=20 + n)
+            player.write(f"a{n}", sound.tobytes())
+            player.end_of_item(f"a{n}")
+            assert not player.parked
+            wait_for(lambda n=n: t.finished() == [f"a{i}" for i in range(n + 1)])
+            assert t.progress[f"a{n}"] == len(sound)
+            wait_for(lambda: player.parked, timeout=10.0)
+        assert errors == []
+    finally:
+        player.close()
+        recorded = rec.stop()
+    assert best_lag(recorded, sound)[1] > 0.98  # the last item reached the sink intact

@@ -378,9 +378,8 @@ class Appliance:
         if self.sm.facts.failure:
             self._failure_until = None
             self._emit_state(self.sm.update(failure=""))
-        if end_sample is None:
-            start = self.path.preroll.end_index
-        else:
+        start = None
+        if end_sample is not None:
             start = int((end_sample / WAKE_RATE - PREROLL_MARGIN_S) * SESSION_RATE)
         # A fresh countdown per session also picks up a reloaded [session] table.
         self.countdown = InactivityCountdown(
@@ -388,7 +387,7 @@ class Appliance:
         )
         self.run_ = _SessionRun(session=session, started=self.parts.clock())
         # Buffered by the engine until the session is configured: nothing said is lost.
-        session.send_audio(self.path.preroll.since(start).tobytes())
+        session.send_audio(self.path.start_session(start).tobytes())
         self._emit_state(self.sm.update(session="connecting"))
         self._refresh_leds()
         self._update_status()
@@ -448,6 +447,8 @@ class Appliance:
         if self.run_ is not run:
             return
         self.run_ = None
+        if self.path is not None:
+            self.path.end_session()  # idle again: no session-rate conversion
         self.parts.speaker.flush()
         self._remaining = None
         self._sounds_flushed()

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..audiofile import WavError, read_audio
     from ..config import ConfigError, load_or_exit, replace, report_config_error
     from ..effective import with_profile
-    from ..wakeword import SAMPLE_RATE, WakeWordDetector
+    from ..wakeword import SAMPLE_RATE, WakeWordDetector, model_name
     from ..wakeword.wav import to_16k
 
     full = with_profile(load_or_exit(args.config))
@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.threshold <= 1.0:
             print(f"--threshold: expected 0 to 1, got {args.threshold}", file=sys.stderr)
             return 2
-        cfg = replace(cfg, threshold=args.threshold, thresholds={})
+        # Per model too: it must also override a microWakeWord model's own cutoff.
+        every = {model_name(m): args.threshold for m in cfg.models}
+        cfg = replace(cfg, threshold=args.threshold, thresholds=every)
     try:
         detector = WakeWordDetector(cfg)
         detector.load()

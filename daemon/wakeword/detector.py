@@ -42,7 +42,7 @@ class WakeWordDetector:
         self.cfg = cfg
         self.engine = engine if engine is not None else make_engine(cfg)
         self.names = self.engine.names
-        self.thresholds = self._thresholds(cfg, self.names)
+        self.thresholds = self._thresholds(cfg, self.names, self.engine.default_thresholds)
         self._patience_frames = cfg.patience
         self._refractory_samples = round(cfg.refractory * SAMPLE_RATE)
         self._loaded = False
@@ -50,7 +50,9 @@ class WakeWordDetector:
         self.reset()
 
     @staticmethod
-    def _thresholds(cfg: WakewordConfig, names: tuple[str, ...]) -> tuple[float, ...]:
+    def _thresholds(
+        cfg: WakewordConfig, names: tuple[str, ...], defaults: dict[str, float]
+    ) -> tuple[float, ...]:
         by_name = {}
         for key, value in cfg.thresholds.items():
             name = key if key in names else model_name(key)
@@ -60,7 +62,7 @@ class WakeWordDetector:
                     f"no such model in wakeword.models ({', '.join(names)})",
                 )
             by_name[name] = value
-        return tuple(by_name.get(n, cfg.threshold) for n in names)
+        return tuple(by_name.get(n, defaults.get(n, cfg.threshold)) for n in names)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -98,6 +98,7 @@ class PlaybackEngine:
         self._gain = volume_gain(volume)
         self._target_gain = self._gain
         self._level = SILENCE_DBFS
+        self.silence = np.zeros(0, dtype=np.int16)  # render's cached idle block (read-only)
         self.frames_rendered = 0
         self.underruns = 0
 
@@ -226,6 +227,14 @@ class PlaybackEngine:
         """The next ``frames`` device-rate mono int16 samples. Cheap; never blocks long."""
         events: list[tuple[str, tuple[object, ...]]] = []
         with self._lock:
+            if self._idle():
+                # Idle speaker: the same read-only block of zeros every time, no float work.
+                self.frames_rendered += frames
+                self._level = SILENCE_DBFS
+                if len(self.silence) != frames:
+                    self.silence = np.zeros(frames, dtype=np.int16)
+                    self.silence.flags.writeable = False
+                return self.silence
             out = np.zeros(frames, dtype=np.float32)
             if self._fade is not None:
                 n = min(frames, len(self._fade))
@@ -244,6 +253,22 @@ class PlaybackEngine:
         self._level = rms_dbfs(block)
         self._dispatch(events)
         return block
+
+    @property
+    def idle(self) -> bool:
+        """True while render would return ``silence``: nothing to play, fade or ramp."""
+        with self._lock:
+            return self._idle()
+
+    def _idle(self) -> bool:
+        """Nothing queued, fading, playing or ramping: the block is silence."""
+        return (
+            self._fade is None
+            and not self._queue
+            and not self._items
+            and not self._active
+            and self._gain == self._target_gain
+        )
 
     def _fill(self, out: np.ndarray, events: list[tuple[str, tuple[object, ...]]]) -> None:
         filled = 0

@@ -8,6 +8,7 @@ must hop to their loop (``loop.call_soon_threadsafe``).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,10 @@ from .engine import PlaybackEngine, PlaybackTracker
 from .watch import Watchdog
 
 log = logging.getLogger(__name__)
+
+# An idle output stream is stopped after this long and restarted by the next write:
+# a running stream costs a callback (and its thread's wake-up) every block for nothing.
+PARK_AFTER_S = 2.0
 
 
 class Player:
@@ -149,6 +154,12 @@ class PyAudioPlayer(Player):
             self.callback_errors = 0
             self.output_underflows = 0
             self._pa: Any = pa
+            self._silent: tuple[np.ndarray | None, bytes] = (None, b"")  # engine's idle block
+            self._park_lock = threading.Lock()
+            self._parked = False  # the callback completed the stream while idle
+            self._idle_blocks = 0
+            self._park_blocks = max(1, round(PARK_AFTER_S * use_rate / block))
+            self._paComplete = pyaudio.paComplete
             self._paContinue = pyaudio.paContinue
             self._underflow_flag = pyaudio.paOutputUnderflow
             self._stream: Any = open_stream(
@@ -178,21 +189,59 @@ class PyAudioPlayer(Player):
             self.output_underflows += 1
         try:
             block = self.engine.render(frame_count)
-            if self.channels > 1:
-                block = np.repeat(block, self.channels)
-            return block.tobytes(), self._paContinue
+            if block is not self.engine.silence:
+                self._idle_blocks = 0
+                data = (np.repeat(block, self.channels) if self.channels > 1 else block).tobytes()
+                return data, self._paContinue
+            if block is not self._silent[0]:
+                self._silent = (block, bytes(2 * self.channels * frame_count))
+            self._idle_blocks += 1
+            if self._idle_blocks >= self._park_blocks:
+                with self._park_lock:  # write() queues, then checks _parked under this lock
+                    if self.engine.idle:
+                        self._parked = True
+                        return self._silent[1], self._paComplete
+            return self._silent[1], self._paContinue  # idle: the same bytes every block
         except Exception:  # never let the audio thread die: play silence instead
             self.callback_errors += 1
             if self.callback_errors == 1:
                 log.exception("playback callback failed")
             return bytes(2 * self.channels * frame_count), self._paContinue
 
+    def write(self, item_id: str, pcm: bytes) -> None:
+        self.engine.write(item_id, pcm)
+        self._unpark()
+
+    def end_of_item(self, item_id: str) -> None:
+        self.engine.end_of_item(item_id)
+        self._unpark()
+
+    def _unpark(self) -> None:
+        """Restart a stream the callback completed while idle (on the caller's thread)."""
+        with self._park_lock:
+            if not self._parked or self._closed:
+                return
+        self._idle_blocks = 0
+        try:
+            self._stream.stop_stream()  # PortAudio: a completed stream is stopped first
+            self._stream.start_stream()
+        except OSError as exc:
+            self._report(AudioDeviceError(f"playback stream on {self.name!r}: {exc}"))
+        finally:
+            with self._park_lock:
+                self._parked = False
+
+    @property
+    def parked(self) -> bool:
+        """True while the idle stream is stopped (restarted by the next write)."""
+        return self._parked
+
     @property
     def output_latency(self) -> float:
         return float(self._stream.get_output_latency())
 
     def _health(self) -> BaseException | None:
-        if not self._closed and not self._stream.is_active():
+        if not self._closed and not self._parked and not self._stream.is_active():
             return AudioDeviceError(f"playback stream on {self.name!r} stopped")
         return None
 

@@ -1,0 +1,249 @@
+"""Idle CPU against the wake-word floor: each engine, and `voicepi run` at 16 and 48 kHz.
+
+The floor is the three openWakeWord models (melspectrogram, embedding, hey_jarvis)
+invoked directly in this process on pyopen-wakeword's TFLite library, with the
+fastest options measured (XNNPACK, one thread) and the least glue: it is what any
+openWakeWord detector must pay per 80 ms frame. Every figure is CPU seconds per
+second of audio, and every ratio is to the floor measured in this same run.
+
+`voicepi run` runs as a process: the mic is a `file:` WAV at 16 or 48 kHz (the rate
+most USB mics run at) holding either the non-wake speech fixtures back to back
+(speech present: the wake models run) or digital silence. The speaker is either a
+`file:` WAV (its thread writes 20 ms of silence at a time; RSS without any sound
+server's client libraries, as with a plain ALSA device) or PulseAudio's null sink
+through PortAudio (the real callback path: an idle stream parks after 2 s; libpulse
+adds to RSS). Figures come from /proc: the whole process, and its main thread (the
+asyncio loop: mic blocks, resampling, the wake word, the appliance).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from daemon.config import WakewordConfig
+from daemon.dsp import Resampler
+from daemon.wakeword import FRAME_SAMPLES, SAMPLE_RATE, WakeWordDetector
+from daemon.wakeword.wav import read_wav
+from tests.bench import Row, bench, cpu_seconds
+from tests.bench_daemon import CLK_TCK, _cpu_seconds, _env, _status, _stop, _wait_ready
+from tests.pulse import PulseServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEECH = Path(__file__).parent / "fixtures" / "speech"
+NOT_WAKE = ("what_time_is_it.wav", "question.wav", "stop.wav", "alexa.wav", "okay_nabu.wav")
+SECONDS = 20.0
+REPEATS = 3  # interleaved; the median is reported
+SETTLE_S = 3.0  # after READY=1: past start-up work
+IDLE_S = 10.0
+UNIT = "CPU s / audio s"
+FLOOR = "floor: 3 models direct"
+
+
+def speech(seconds: float = SECONDS, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Speech without the configured wake word (hey_jarvis), back to back, at ``rate``."""
+    parts = [read_wav(SPEECH / name)[0] for name in NOT_WAKE]
+    out = np.concatenate(parts)
+    while len(out) < seconds * SAMPLE_RATE:
+        out = np.concatenate([out, *parts])
+    out = out[: int(seconds * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES]
+    return out if rate == SAMPLE_RATE else Resampler(SAMPLE_RATE, rate).process(out)
+
+
+def frames_of(audio: np.ndarray) -> list[np.ndarray]:
+    return [audio[i : i + FRAME_SAMPLES] for i in range(0, len(audio), FRAME_SAMPLES)]
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def floor(audio: np.ndarray) -> float:
+    """The three models per frame, invoked directly (CPU s per audio s)."""
+    from daemon.wakeword.engines import _builtin_dir, _Interpreter, _tflite_lib
+
+    lib, models = _tflite_lib(), _builtin_dir()
+    mel = _Interpreter(lib, models / "melspectrogram.tflite", (1, 1760))
+    emb = _Interpreter(lib, models / "embedding_model.tflite", (1, 76, 32, 1))
+    wake = _Interpreter(lib, models / "hey_jarvis.tflite", None)
+    window = np.zeros(2560, np.float32)
+    mels = np.zeros((80, 32), np.float32)
+    embs = np.zeros((16, 96), np.float32)
+
+    def run() -> None:
+        for frame in frames_of(audio):
+            window[:-FRAME_SAMPLES] = window[FRAME_SAMPLES:]
+            window[-FRAME_SAMPLES:] = frame
+            mels[:-8] = mels[8:]
+            mels[-8:] = (mel(window[:1760]) / 10 + 2).reshape(8, 32)
+            embs[:-1] = embs[1:]
+            embs[-1] = emb(mels[:76])
+            wake(embs)
+
+    took = cpu_seconds(run)
+    for interp in (mel, emb, wake):
+        interp.close()
+    return took / (len(audio) / SAMPLE_RATE)
+
+
+def pyopen_as_shipped(audio: np.ndarray) -> float:
+    """pyopen-wakeword's own streaming loop, default interpreter options."""
+    from pyopen_wakeword import Model, OpenWakeWord, OpenWakeWordFeatures
+
+    features = OpenWakeWordFeatures.from_builtin()
+    model = OpenWakeWord.from_builtin(Model.HEY_JARVIS)
+
+    def run(chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            for emb in features.process_streaming(chunk):
+                for _ in model.process_streaming(emb):
+                    pass
+
+    run([bytes(2 * FRAME_SAMPLES)])  # the 8 s autofill, outside the timing
+    took = cpu_seconds(lambda: run([f.tobytes() for f in frames_of(audio)]))
+    features.close()
+    model.close()
+    return took / (len(audio) / SAMPLE_RATE)
+
+
+def detector(audio: np.ndarray, **cfg: object) -> float:
+    """voicepi's WakeWordDetector, 80 ms blocks (CPU s per audio s)."""
+    det = WakeWordDetector(WakewordConfig(**cfg))  # type: ignore[arg-type]
+    det.load()
+    blocks = frames_of(audio)
+    took = cpu_seconds(lambda: [det.process(b) for b in blocks])
+    det.close()
+    return took / (len(audio) / SAMPLE_RATE)
+
+
+def engines() -> dict[str, Callable[[np.ndarray], float]]:
+    out: dict[str, Callable[[np.ndarray], float]] = {
+        "pyopen-wakeword as shipped (default options)": pyopen_as_shipped,
+        "voicepi detector, pyopen-wakeword, gate off": lambda a: detector(a, gate=False),
+        "voicepi detector, pyopen-wakeword, gate on": lambda a: detector(a, gate=True),
+    }
+    if importlib.util.find_spec("pymicro_wakeword") is not None:
+        out["voicepi detector, microwakeword"] = lambda a: detector(a, engine="microwakeword")
+    if importlib.util.find_spec("openwakeword") and importlib.util.find_spec("onnxruntime"):
+        out["voicepi detector, openwakeword (onnx)"] = lambda a: detector(a, engine="openwakeword")
+    return out
+
+
+# --------------------------------------------------------------------------- voicepi run
+
+
+def _wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def _config(workdir: Path, mic: Path, speaker: str) -> Path:
+    cfg = workdir / "config.toml"
+    cfg.write_text(
+        f"""
+[realtime]
+url = "ws://127.0.0.1:9/v1/realtime"
+[audio]
+input = "file:{mic}"
+output = "{speaker}"
+[gpio]
+pin_factory = "mock"
+""",
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def _thread_cpu(pid: int) -> float:
+    """CPU seconds of the main thread (asyncio loop: the wake path, the appliance)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def run_idle(
+    workdir: Path, rate: int, talk: bool, speaker: str, env: dict[str, str]
+) -> dict[str, float]:
+    """`voicepi run` idle on a ``rate`` Hz file: mic: CPU s per s (process, main thread),
+    RSS MiB and threads."""
+    seconds = SETTLE_S + IDLE_S + 15.0
+    audio = speech(seconds, rate) if talk else np.zeros(int(seconds * rate), np.int16)
+    cfg = _config(workdir, _wav(workdir / f"mic-{rate}-{talk}.wav", audio, rate), speaker)
+    notify = str(workdir / "notify.sock")
+    Path(notify).unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg), "--log-format", "json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**_env(notify), **env},
+        cwd=ROOT,
+    )
+    try:
+        _wait_ready(sock, proc)
+        time.sleep(SETTLE_S)
+        c0, m0, w0 = _cpu_seconds(proc.pid), _thread_cpu(proc.pid), time.monotonic()
+        time.sleep(IDLE_S)
+        wall = time.monotonic() - w0
+        return {
+            "cpu": (_cpu_seconds(proc.pid) - c0) / wall,
+            "main": (_thread_cpu(proc.pid) - m0) / wall,
+            "rss": _status(proc.pid, "VmRSS") / 1024,
+            "threads": _status(proc.pid, "Threads"),
+        }
+    finally:
+        _stop(proc)
+        sock.close()
+
+
+@bench
+def idle() -> list[Row]:
+    audio = speech()
+    quiet = np.zeros_like(audio)
+    floors: list[float] = []
+    runs: dict[str, list[float]] = {}
+    for _ in range(REPEATS):
+        floors.append(floor(audio))
+        for name, fn in engines().items():
+            runs.setdefault(f"{name}: speech", []).append(fn(audio))
+        runs.setdefault("voicepi detector, gate on: silence", []).append(detector(quiet))
+    daemon: dict[tuple[str, int, bool], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="voicepi-bench-") as tmp:
+        workdir = Path(tmp)
+        with PulseServer(workdir / "pulse") as pulse:
+            speakers = {
+                "file speaker": (f"file:{workdir / 'speaker.wav'}", {}),
+                "PulseAudio speaker": ("pulse", dict(pulse.env)),
+            }
+            for label, (speaker, env) in speakers.items():
+                for rate in (16000, 48000):
+                    for talk in (True, False):
+                        fig = run_idle(workdir, rate, talk, speaker, env)
+                        daemon[(label, rate, talk)] = fig
+                        floors.append(floor(audio))  # interleaved with the daemon runs too
+    base = statistics.median(floors)
+    rows = [Row(f"{FLOOR} (XNNPACK, 1 thread)", base, UNIT)]
+    for name, values in runs.items():
+        rows.append(Row(name, statistics.median(values), UNIT, FLOOR, base))
+    for (label, rate, talk), fig in daemon.items():
+        what = f"voicepi run idle, {rate // 1000} kHz mic, {'speech' if talk else 'silence'}"
+        what += f", {label}"
+        rows.append(Row(what, fig["cpu"], UNIT, FLOOR, base))
+        rows.append(Row(f"{what}: main thread (wake path)", fig["main"], UNIT, FLOOR, base))
+        rows.append(Row(f"{what}: RSS", fig["rss"], "MiB"))
+        rows.append(Row(f"{what}: threads", fig["threads"], "threads"))
+    return rows
