@@ -89,7 +89,7 @@ def test_the_session_applies_the_policy() -> None:
         )
     # No key is needed for a loopback simulator, and only for one.
     RealtimeSession(SessionSettings(), url="ws://[::1]:8080/v1/realtime", api_key=None)
-    with pytest.raises(ValueError, match="api_key: required"):
+    with pytest.raises(ValueError, match="required for a non-loopback URL"):
         RealtimeSession(SessionSettings(), url="wss://127.0.0.1.example.test/", api_key=None)
 
 

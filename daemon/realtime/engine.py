@@ -309,9 +309,18 @@ class RealtimeProtocol:
         self._out.insert(0, self.settings.session_update())
 
     def connection_lost(
-        self, code: int | None, reason: str = "", *, by_client: bool = False
+        self,
+        code: int | None,
+        reason: str = "",
+        *,
+        by_client: bool = False,
+        error: ErrorInfo | None = None,
     ) -> None:
-        """The socket is gone: emit agent_stopped once, then ignore everything."""
+        """The socket is gone: emit agent_stopped once, then ignore everything.
+
+        An unexpected loss is one typed ``error`` first: ``error`` when the transport
+        knows why (e.g. frame_too_large), else a generic ``network`` connection_lost.
+        """
         if self.closed:
             return
         if by_client:
@@ -323,13 +332,10 @@ class RealtimeProtocol:
         else:
             stop = "connection_lost"
             why = f"the connection was lost (close code {code}{', ' + reason if reason else ''})"
-            self._emit(
-                ev.Error(
-                    error=ErrorInfo(
-                        type="network_error", message=why, code="connection_lost", kind="network"
-                    )
-                )
+            generic = ErrorInfo(
+                type="network_error", message=why, code="connection_lost", kind="network"
             )
+            self._emit(ev.Error(error=error or generic))
         self._stop(stop, code)
 
     def connection_failed(self, error: ErrorInfo | None = None) -> None:

@@ -421,19 +421,17 @@ class RealtimeSession:
         code = ws.close_code
         reason = ws.close_reason or ""
         sent = ws.protocol.close_sent
+        why: ErrorInfo | None = None
         if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG and not self._closing:
-            self._dispatcher.emit(
-                ev.Error(
-                    error=ErrorInfo(
-                        type="frame_too_large",
-                        code="message_too_big",
-                        message=f"the server sent a message over {self.max_frame_bytes} bytes; "
-                        "the session was closed",
-                    )
-                )
+            why = ErrorInfo(
+                type="frame_too_large",
+                code="message_too_big",
+                message=f"the server sent a message over {self.max_frame_bytes} bytes; "
+                "the session was closed",
+                kind="server",
             )
         log.info("websocket closed: code=%s reason=%r", code, reason)
-        self._engine.connection_lost(code, reason, by_client=self._closing)
+        self._engine.connection_lost(code, reason, by_client=self._closing, error=why)
         self._pump()
         self._outbox_ready.set()  # let the writer see the end
 

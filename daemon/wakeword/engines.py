@@ -11,6 +11,9 @@ import ctypes as C
 import importlib.util
 import json
 import math
+import os
+import sys
+import threading
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,6 +104,37 @@ _MEL_HOP = 160
 _FULL_SCALE_DB = 20.0 * math.log10(INT16_FULL_SCALE)
 
 
+_delegate_lock = threading.Lock()
+_delegate_announced = False
+
+
+def _create_xnnpack_delegate(lib: Any) -> Any:
+    """``TfLiteXNNPackDelegateCreate(NULL)`` (defaults, one thread), without its banner.
+
+    The first delegate in a process prints "INFO: Created TensorFlow Lite XNNPACK
+    delegate for CPU." straight to file descriptor 2, and the bundled library exports no
+    log-severity switch: that line would precede every one-line CLI error and land in
+    the journal at each start. So the first creation runs with fd 2 on /dev/null for
+    the length of that one call (later ones print nothing).
+    """
+    global _delegate_announced
+    with _delegate_lock:
+        if _delegate_announced:
+            return lib.TfLiteXNNPackDelegateCreate(None)
+        _delegate_announced = True
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+                try:
+                    return lib.TfLiteXNNPackDelegateCreate(None)
+                finally:
+                    os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+
+
 class _Interpreter:
     """One TFLite interpreter over pyopen-wakeword's bundled ``libtensorflowlite_c``.
 
@@ -116,7 +150,7 @@ class _Interpreter:
             raise RuntimeError(f"cannot load {path}")
         options = lib.TfLiteInterpreterOptionsCreate()
         lib.TfLiteInterpreterOptionsSetNumThreads(options, 1)
-        self.delegate = lib.TfLiteXNNPackDelegateCreate(None)  # NULL: defaults, 1 thread
+        self.delegate = _create_xnnpack_delegate(lib)
         if self.delegate:
             lib.TfLiteInterpreterOptionsAddDelegate(options, self.delegate)
         self.interpreter = lib.TfLiteInterpreterCreate(self.model, options)
