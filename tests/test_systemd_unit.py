@@ -62,13 +62,37 @@ def unit_with_exec(tmp_path: Path) -> Path:
     return unit
 
 
+def test_unit_runs_only_binaries_every_debian_has() -> None:
+    """A minimal image (debootstrap minbase, Raspberry Pi OS Lite) has only Essential
+    packages for sure: /bin/kill (procps) is not one of them, so ExecReload= once failed
+    `systemd-analyze verify` and `systemctl reload` there. voicepi itself is ExecStart."""
+    dpkg = _tool("dpkg-query")
+    for key, values in directives(UNIT.read_text()).items():
+        if not key.startswith("Service.Exec") or key == "Service.ExecStart":
+            continue
+        for value in values:
+            binary = value.lstrip("-+!@:").split()[0]
+            assert binary.startswith("/"), f"{key}: {binary} is found through $PATH"
+            res = subprocess.run([dpkg, "-S", binary], capture_output=True, text=True)
+            owners = [
+                line.split(":", 1)[0]
+                for line in res.stdout.splitlines()
+                if not line.startswith("diversion by")
+            ]
+            assert owners, f"{key}: no Debian package ships {binary}"
+            essential = subprocess.run(
+                [dpkg, "-W", "-f=${Essential}", owners[0]], capture_output=True, text=True
+            ).stdout
+            assert essential == "yes", f"{key}: {binary} comes from {owners[0]}, not Essential"
+
+
 def test_unit_has_required_directives() -> None:
     d = directives(UNIT.read_text())
     one = {k: v[-1] for k, v in d.items()}
     assert one["Service.Type"] == "notify"
     assert one["Service.NotifyAccess"] == "main"
     assert one["Service.ExecStart"] == EXEC_START
-    assert one["Service.ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert one["Service.ExecReload"] == """/bin/sh -c 'kill -HUP "$$MAINPID"'"""
     assert one["Service.Restart"] == "on-failure"
     assert one["Service.RestartPreventExitStatus"] == "78"
     assert 2 <= int(one["Service.RestartSec"]) <= 5
