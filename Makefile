@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config pulseaudio pulseaudio-utils \
+# PyAudio and systemd-python come from Debian (prebuilt for every architecture, no compiler
+# on a bare image or a Pi); the venv sees them through --system-site-packages.
+APT_PACKAGES := python3-venv python3-pyaudio python3-systemd pulseaudio pulseaudio-utils \
 	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container shellcheck
 PYTEST_ARGS ?=
 
@@ -17,7 +19,6 @@ deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
-	if ! $(PYTHON) -m venv --help >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -25,7 +26,8 @@ deps:
 	fi
 
 $(STAMP): pyproject.toml | deps
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# A venv without pip is a half-made one (no ensurepip at the time): make it again.
+	@$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); $(PYTHON) -m venv --system-site-packages $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)

@@ -282,6 +282,31 @@ def test_install_sh_rejects_bad_options() -> None:
     assert res.returncode == 0 and "--key-stdin" in res.stdout
 
 
+@pytest.mark.parametrize("arch", ["armhf", "armel", "i386"])
+def test_install_sh_refuses_32_bit_before_touching_anything(tmp_path: Path, arch: str) -> None:
+    """numpy and pyopen-wakeword have no 32-bit ARM wheels: a 32-bit Raspberry Pi OS (whose
+    kernel may well be 64-bit) is refused with one line, before apt, pip or systemctl."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    touched = tmp_path / "touched"
+    scripts = {"id": "echo 0", "dpkg": f"echo {arch}", "uname": "echo aarch64"}
+    for tool in ("apt-get", "dpkg-query", "python3", "systemctl", "systemd-sysusers", "install"):
+        scripts[tool] = f"echo {tool} >> {touched}"
+    for name, body in scripts.items():
+        (fake / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fake / name).chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    res = subprocess.run(
+        ["bash", str(INSTALL), "--no-key", "--no-start"], capture_output=True, text=True, env=env
+    )
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"voicepi-install: error: voicepi needs a 64-bit OS (arm64 or amd64), this one is {arch}:"
+        " install Raspberry Pi OS (64-bit)"
+    ]
+    assert not touched.exists(), touched.read_text()
+
+
 def test_pigen_stage_shape() -> None:
     stage = PIGEN / "stage-voicepi"
     assert (stage / "prerun.sh").is_file()
