@@ -23,6 +23,7 @@ from .. import events as ev
 from ..config import Config
 from ..countdown import Expired, InactivityCountdown
 from .audio_path import AudioPath
+from .handoff import FrameHandoff
 from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
 from .state import ApplianceStateMachine
 
@@ -34,6 +35,7 @@ WAKE_RATE = 16000
 # start the session's audio this much before the detection point.
 PREROLL_MARGIN_S = 0.1
 MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
+MAX_AUDIO_BACKLOG_S = 0.5  # microphone audio the loop may lag behind before it is dropped
 MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
 CONNECT_GUARD_S = 10.0  # beyond connect_timeout: the session's own abort takes <= 5 s
@@ -94,6 +96,8 @@ class Appliance:
         self._timer_kick = asyncio.Event()
         self._last_frame = 0.0
         self._last_watchdog = 0.0
+        self.audio_dropped_samples = 0  # microphone audio dropped because the CPU fell behind
+        self._dropped_logged_at: float | None = None
         self._frames_seen = False
         self._ready_sent = False
         self._remaining: int | None = None
@@ -172,17 +176,18 @@ class Appliance:
         loop = self._loop
         assert loop is not None
 
-        def on_audio(samples: np.ndarray) -> None:
-            loop.call_soon_threadsafe(self._on_audio, samples)
+        # Bounded: a starved CPU drops old audio (reported) instead of processing it late.
+        handoff = FrameHandoff(loop, self._on_audio, self._on_audio_dropped, max_samples=0)
 
         def on_error(exc: BaseException) -> None:
             loop.call_soon_threadsafe(self._on_mic_error, exc)
 
         try:
-            self.mic = self.parts.open_mic(on_audio, on_error)
+            self.mic = self.parts.open_mic(handoff.put, on_error)
         except Exception as exc:  # a missing device is an error state, not a crash
             self._on_mic_error(exc)
             return False
+        handoff.max_samples = int(self.mic.rate * MAX_AUDIO_BACKLOG_S)
         self.path = AudioPath(self.mic.rate, WAKE_RATE, SESSION_RATE, self.cfg.session.preroll)
         self._last_frame = self.parts.clock()
         self._frames_seen = False
@@ -230,6 +235,19 @@ class Appliance:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 4.0)
             self._open_mic()
+
+    def _on_audio_dropped(self, samples: int) -> None:
+        """The loop fell more than MAX_AUDIO_BACKLOG_S behind the microphone."""
+        self.audio_dropped_samples += samples
+        now = self.parts.clock()
+        if self._dropped_logged_at is None or now - self._dropped_logged_at >= 10.0:
+            self._dropped_logged_at = now
+            rate = self.mic.rate if self.mic is not None else WAKE_RATE
+            log.warning(
+                "CPU too slow for real time: dropped %d ms of microphone audio (%d ms so far)",
+                samples * 1000 // rate,
+                self.audio_dropped_samples * 1000 // rate,
+            )
 
     def _on_audio(self, samples: np.ndarray) -> None:
         if self.path is None or self.mic is None:

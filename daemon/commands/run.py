@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .. import config
 from .. import events as ev
@@ -35,6 +38,31 @@ def run(args: argparse.Namespace) -> int:
     cfg = prepare(config.load_or_exit(args.config))
     logging.getLogger().setLevel(cfg.logging.level.upper())
     return asyncio.run(serve(cfg, args.config))
+
+
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, handlers: Mapping[signal.Signals, Callable[[], object]]
+) -> dict[signal.Signals, Any]:
+    """Run each ``handlers[signum]`` on ``loop`` when the signal arrives; returns the
+    previous handlers (for signal.signal) to restore afterwards.
+
+    Not loop.add_signal_handler: asyncio hands the signal number to the loop through its
+    self-pipe, which the audio thread's call_soon_threadsafe also writes to. On a starved
+    CPU the pipe fills, the number is dropped ("Exception ignored when trying to write to the
+    signal wakeup fd: BlockingIOError", again for every signal) and the stop is lost. A
+    Python handler runs in the main thread (the loop's) whatever the pipe holds; it only
+    queues the callback. Call from the main thread."""
+    previous: dict[signal.Signals, Any] = {}
+    for signum, callback in handlers.items():
+
+        def handler(
+            _signum: int, _frame: object, callback: Callable[[], object] = callback
+        ) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed: nothing to do
+                loop.call_soon_threadsafe(callback)
+
+        previous[signum] = signal.signal(signum, handler)
+    return previous
 
 
 def prepare(cfg: config.Config) -> config.Config:
@@ -77,10 +105,17 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
         )
         notifier.ready()
 
-    loop.add_signal_handler(signal.SIGTERM, app.request_stop, 0)
-    loop.add_signal_handler(signal.SIGINT, app.request_stop, 0)
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    handlers = {
+        signal.SIGTERM: lambda: app.request_stop(0),
+        signal.SIGINT: lambda: app.request_stop(0),
+        signal.SIGHUP: reload,
+    }
+    previous = install_signal_handlers(loop, handlers)
     log.info("voicepi starting")
-    code = await run_until_stopped(built)
+    try:
+        code = await run_until_stopped(built)
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
     log.info("voicepi stopped (exit %d)", code)
     return code
