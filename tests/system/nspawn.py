@@ -49,8 +49,11 @@ def _ns_pid(pid: int) -> list[str]:
 
 
 class Container:
-    def __init__(self, workdir: Path | None = None) -> None:
-        base = ensure_rootfs()
+    """A booted copy of the cached ``suite`` rootfs (see rootfs.SUITES)."""
+
+    def __init__(self, suite: str = "bookworm", workdir: Path | None = None) -> None:
+        self.suite = suite
+        base = ensure_rootfs(suite)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="voicepi-nspawn-", dir="/var/tmp"))
         self.root = self.workdir / "rootfs"
         self.log_path = self.workdir / "console.log"
