@@ -96,6 +96,7 @@ class Appliance:
         self._timer_kick = asyncio.Event()
         self._last_frame = 0.0
         self._last_watchdog = 0.0
+        self._end_when_drained = False  # end_session came before the speaker's drain hop
         self.audio_dropped_samples = 0  # microphone audio dropped because the CPU fell behind
         self._dropped_logged_at: float | None = None
         self._frames_seen = False
@@ -352,6 +353,7 @@ class Appliance:
         if self.run_ is not run:
             return
         self.run_ = None
+        self._end_when_drained = False
         self.parts.speaker.flush()
         self._remaining = None
         reason = run.close_reason or "server_closed"
@@ -468,6 +470,10 @@ class Appliance:
 
     def _speaker_drained(self) -> None:
         self.parts.detector.resume(self.cfg.wakeword.speaking_tail)
+        if self._end_when_drained:
+            self._end_when_drained = False
+            if self.run_ is not None:
+                self._spawn(self._end_session("end_session"))
         if not self.sm.facts.playing:
             return
         self._set_busy("playing", False, playing=False)
@@ -564,8 +570,15 @@ class Appliance:
 
     def end_session(self) -> None:
         """The end_session tool: called once the goodbye has played."""
-        if self.run_ is not None:
-            self._spawn(self._end_session("end_session"))
+        if self.run_ is None:
+            return
+        if self.sm.facts.playing:
+            # The player reports an item finished and then that it drained, as two hops
+            # from its thread: on a busy CPU the close could overtake the drain and the
+            # session closed while still "speaking". Close on the drain instead.
+            self._end_when_drained = True
+            return
+        self._spawn(self._end_session("end_session"))
 
     def set_muted(self, muted: bool) -> None:
         if muted and self.run_ is not None:
