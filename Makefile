@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := python3-venv python3-pyaudio python3-systemd pulseaudio pulseaudio-utils \
 	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container shellcheck
 PYTEST_ARGS ?=
+ARM64_SUITES ?=
 
-.PHONY: all deps venv docs test lint typecheck pytest demo bench clean
+.PHONY: all deps venv docs test lint typecheck pytest demo bench arm64-check clean
 
 all: test
 
@@ -51,6 +52,12 @@ demo: venv
 
 bench: venv
 	$(PY) -m tests.bench
+
+# voicepi on arm64 Debian under qemu-user-static (root; minutes; not part of `make test`).
+arm64-check: venv
+	@dpkg-query -W -f='$${Status}' qemu-user-static 2>/dev/null | grep -q "install ok installed" || \
+		{ SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq qemu-user-static >/dev/null; }
+	$(PY) -m tests.system.arm64_check $(ARM64_SUITES)
 
 docs: venv
 	$(PY) -m tests.gen_docs

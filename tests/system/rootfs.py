@@ -58,21 +58,23 @@ def mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def _stamp(suite: str) -> str:
-    return hashlib.sha256(f"{suite} {','.join(INCLUDE)}".encode()).hexdigest()[:16]
+def _stamp(suite: str, arch: str = "") -> str:
+    key = f"{suite} {','.join(INCLUDE)}" + (f" {arch}" if arch else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def ensure_rootfs(suite: str = "bookworm", log: object = sys.stderr) -> Path:
+def ensure_rootfs(suite: str = "bookworm", log: object = sys.stderr, *, arch: str = "") -> Path:
     """The base rootfs directory of ``suite``, debootstrapped once (about a minute) and
-    reused; never modified afterwards (containers boot copies)."""
+    reused; never modified afterwards (containers boot copies). ``arch`` (e.g. "arm64")
+    builds a foreign one, which runs through qemu-user-static and binfmt_misc."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    name = f"rootfs-{suite}-{_stamp(suite)}"
+    name = f"rootfs-{suite}-{arch + '-' if arch else ''}{_stamp(suite, arch)}"
     root = cache / name
     stamp = root / ".voicepi-rootfs"
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one debootstrap at a time on this machine
-        if stamp.is_file() and stamp.read_text().strip() == _stamp(suite):
+        if stamp.is_file() and stamp.read_text().strip() == _stamp(suite, arch):
             return root
         if shutil.which("debootstrap") is None:
             raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
@@ -82,19 +84,20 @@ def ensure_rootfs(suite: str = "bookworm", log: object = sys.stderr) -> Path:
         cmd = [
             "debootstrap",
             "--variant=minbase",
+            *([f"--arch={arch}"] if arch else []),
             f"--include={','.join(INCLUDE)}",
             suite,
             str(tmp),
             mirror(),
         ]
         print("building rootfs:", " ".join(cmd), file=log)  # type: ignore[call-overload]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         if res.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise RuntimeError(f"debootstrap failed ({res.returncode}):\n{res.stdout[-3000:]}")
         (tmp / "var/cache/apt/archives").mkdir(parents=True, exist_ok=True)
         subprocess.run(["find", str(tmp / "var/cache/apt/archives"), "-name", "*.deb", "-delete"])
-        (tmp / ".voicepi-rootfs").write_text(_stamp(suite) + "\n")
+        (tmp / ".voicepi-rootfs").write_text(_stamp(suite, arch) + "\n")
         tmp.rename(root)
         return root
 
