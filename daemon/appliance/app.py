@@ -36,6 +36,7 @@ WAKE_RATE = 16000
 PREROLL_MARGIN_S = 0.1
 MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
 MAX_AUDIO_BACKLOG_S = 0.5  # microphone audio the loop may lag behind before it is dropped
+AUDIO_BATCH_S = 0.1  # microphone audio handled per loop callback (signals get in between)
 MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
 CONNECT_GUARD_S = 10.0  # beyond connect_timeout: the session's own abort takes <= 5 s
@@ -189,6 +190,7 @@ class Appliance:
             self._on_mic_error(exc)
             return False
         handoff.max_samples = int(self.mic.rate * MAX_AUDIO_BACKLOG_S)
+        handoff.batch_samples = int(self.mic.rate * AUDIO_BATCH_S)
         self.path = AudioPath(self.mic.rate, WAKE_RATE, SESSION_RATE, self.cfg.session.preroll)
         self._last_frame = self.parts.clock()
         self._frames_seen = False
@@ -251,8 +253,8 @@ class Appliance:
             )
 
     def _on_audio(self, samples: np.ndarray) -> None:
-        if self.path is None or self.mic is None:
-            return
+        if self.path is None or self.mic is None or self._stop.is_set():
+            return  # stopping: a backlog of wake word scoring must not delay the exit
         now = self.parts.clock()
         self._last_frame = now
         if now - self._last_watchdog >= WATCHDOG_EVERY_S:

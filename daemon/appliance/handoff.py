@@ -5,7 +5,9 @@ than real time. One ``call_soon_threadsafe`` per block would queue audio without
 process it ever later (a wake word heard a minute ago, a stop that waits behind it). Here the
 audio thread appends to a capped queue and wakes the loop once per batch; when more than
 ``max_samples`` wait, the oldest blocks are dropped and counted, and the loop is told how
-many samples it lost before it gets the rest.
+many samples it lost before it gets the rest. The loop takes at most ``batch_samples`` per
+callback and queues the rest behind whatever else is ready (a stop, a reload, the watchdog),
+so those are never stuck behind a backlog of wake word scoring.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ class FrameHandoff:
         deliver: Callable[[np.ndarray], None],
         dropped: Callable[[int], None],
         max_samples: int,
+        batch_samples: int = 1,
     ) -> None:
         self._loop = loop
         self._deliver = deliver
         self._dropped = dropped
         self.max_samples = max_samples
+        self.batch_samples = batch_samples
         self._lock = threading.Lock()
         self._blocks: deque[np.ndarray] = deque()
         self._queued = 0
@@ -58,13 +62,20 @@ class FrameHandoff:
             self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
+        blocks: list[np.ndarray] = []
+        taken = 0
         with self._lock:
-            blocks = list(self._blocks)
-            self._blocks.clear()
-            self._queued = 0
+            while self._blocks and (not blocks or taken < self.batch_samples):
+                block = self._blocks.popleft()
+                blocks.append(block)
+                taken += len(block)
+            self._queued -= taken
             lost, self._lost = self._lost, 0
-            self._scheduled = False
+            more = bool(self._blocks)
+            self._scheduled = more
         if lost:
             self._dropped(lost)
         for block in blocks:
             self._deliver(block)
+        if more:
+            self._loop.call_soon(self._drain)  # behind what became ready meanwhile
