@@ -35,7 +35,11 @@ WAKE_RATE = 16000
 # start the session's audio this much before the detection point.
 PREROLL_MARGIN_S = 0.1
 MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
-MAX_AUDIO_BACKLOG_S = 0.5  # microphone audio the loop may lag behind before it is dropped
+# Microphone audio the loop may lag behind before the oldest is dropped. Idle, stale audio is
+# worth nothing (a wake word heard late); in a session every word counts, so a stall (a
+# connect, a busy moment) is caught up instead, still bounded (30 s is about 1 MB).
+MAX_AUDIO_BACKLOG_S = 0.5
+MAX_SESSION_AUDIO_BACKLOG_S = 30.0
 AUDIO_BATCH_S = 0.1  # microphone audio handled per loop callback (signals get in between)
 MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
@@ -98,6 +102,7 @@ class Appliance:
         self._last_frame = 0.0
         self._last_watchdog = 0.0
         self._end_when_drained = False  # end_session came before the speaker's drain hop
+        self._handoff: FrameHandoff | None = None
         self.audio_dropped_samples = 0  # microphone audio dropped because the CPU fell behind
         self._dropped_logged_at: float | None = None
         self._frames_seen = False
@@ -179,7 +184,8 @@ class Appliance:
         assert loop is not None
 
         # Bounded: a starved CPU drops old audio (reported) instead of processing it late.
-        handoff = FrameHandoff(loop, self._on_audio, self._on_audio_dropped, max_samples=0)
+        start_limit = int(WAKE_RATE * MAX_AUDIO_BACKLOG_S)  # until the rate is known
+        handoff = FrameHandoff(loop, self._on_audio, self._on_audio_dropped, start_limit)
 
         def on_error(exc: BaseException) -> None:
             loop.call_soon_threadsafe(self._on_mic_error, exc)
@@ -189,8 +195,9 @@ class Appliance:
         except Exception as exc:  # a missing device is an error state, not a crash
             self._on_mic_error(exc)
             return False
-        handoff.max_samples = int(self.mic.rate * MAX_AUDIO_BACKLOG_S)
         handoff.batch_samples = int(self.mic.rate * AUDIO_BATCH_S)
+        self._handoff = handoff
+        self._set_backlog_limit()
         self.path = AudioPath(self.mic.rate, WAKE_RATE, SESSION_RATE, self.cfg.session.preroll)
         self._last_frame = self.parts.clock()
         self._frames_seen = False
@@ -238,6 +245,12 @@ class Appliance:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 4.0)
             self._open_mic()
+
+    def _set_backlog_limit(self) -> None:
+        if self._handoff is None or self.mic is None:
+            return
+        seconds = MAX_AUDIO_BACKLOG_S if self.run_ is None else MAX_SESSION_AUDIO_BACKLOG_S
+        self._handoff.max_samples = int(self.mic.rate * seconds)  # read by the audio thread
 
     def _on_audio_dropped(self, samples: int) -> None:
         """The loop fell more than MAX_AUDIO_BACKLOG_S behind the microphone."""
@@ -321,6 +334,7 @@ class Appliance:
         )
         session = self.parts.new_session()
         self.run_ = _SessionRun(session=session, started=self.parts.clock())
+        self._set_backlog_limit()
         # Buffered by the engine until the session is configured: nothing said is lost.
         session.send_audio(self.path.preroll.since(start).tobytes())
         self._emit_state(self.sm.update(session="connecting"))
@@ -355,6 +369,7 @@ class Appliance:
         if self.run_ is not run:
             return
         self.run_ = None
+        self._set_backlog_limit()
         self._end_when_drained = False
         self.parts.speaker.flush()
         self._remaining = None
