@@ -25,6 +25,12 @@ def why_not_runnable() -> str | None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         return f"missing tools: {', '.join(missing)} (make deps installs them)"
+    container = Path("/run/systemd/container")
+    if container.is_file():
+        # systemd-nspawn and similar managers say so here; nesting a booted container
+        # fails with obscure mount errors.
+        kind = container.read_text().strip() or "a container"
+        return f"the suite runs inside {kind}: run the system test on the host"
     return None
 
 
