@@ -45,7 +45,9 @@ start=$(date +%s)
     *.wav > /out/scores.json
 echo "wakeword_seconds $(( $(date +%s) - start ))"
 start=$(date +%s)
-/opt/voicepi/venv/bin/voicepi demo > /out/demo.txt 2>&1 || { cat /out/demo.txt; exit 1; }
+# Bounded: emulation is far slower than real time, and idle audio the loop cannot score in
+# time is dropped by design (a missed wake word then never closes the demo).
+timeout 1200 /opt/voicepi/venv/bin/voicepi demo > /out/demo.txt 2>&1 || echo "demo_failed $?"
 echo "demo_seconds $(( $(date +%s) - start ))"
 """
 
