@@ -105,6 +105,7 @@ class Appliance:
         self._handoff: FrameHandoff | None = None
         self.audio_dropped_samples = 0  # microphone audio dropped because the CPU fell behind
         self._dropped_logged_at: float | None = None
+        self._dropped_unlogged = 0  # since the last warning (logged at most every 10 s)
         self._frames_seen = False
         self._ready_sent = False
         self._remaining: int | None = None
@@ -255,15 +256,17 @@ class Appliance:
     def _on_audio_dropped(self, samples: int) -> None:
         """The loop fell more than MAX_AUDIO_BACKLOG_S behind the microphone."""
         self.audio_dropped_samples += samples
+        self._dropped_unlogged += samples
         now = self.parts.clock()
         if self._dropped_logged_at is None or now - self._dropped_logged_at >= 10.0:
             self._dropped_logged_at = now
             rate = self.mic.rate if self.mic is not None else WAKE_RATE
             log.warning(
                 "CPU too slow for real time: dropped %d ms of microphone audio (%d ms so far)",
-                samples * 1000 // rate,
+                self._dropped_unlogged * 1000 // rate,
                 self.audio_dropped_samples * 1000 // rate,
             )
+            self._dropped_unlogged = 0
 
     def _on_audio(self, samples: np.ndarray) -> None:
         if self.path is None or self.mic is None or self._stop.is_set():
