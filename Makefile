@@ -4,12 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config pulseaudio pulseaudio-utils \
+# PyAudio and systemd-python come from Debian (prebuilt for every architecture, no compiler
+# on a bare image or a Pi); the venv sees them through --system-site-packages.
+APT_PACKAGES := python3-venv python3-pyaudio python3-systemd pulseaudio pulseaudio-utils \
 	alsa-utils libasound2-plugins espeak-ng sox debootstrap systemd-container shellcheck \
 	libsndfile1
+# Only for a Python that does not see Debian's packages (pyenv, a self-built one): pip then
+# builds PyAudio and systemd-python, which needs a compiler and the headers.
+BUILD_PACKAGES := gcc libc6-dev python3-dev portaudio19-dev libsystemd-dev pkg-config
 PYTEST_ARGS ?=
+ARM64_SUITES ?=
 
-.PHONY: all deps venv docs test lint typecheck pytest floors demo bench clean
+.PHONY: all deps venv docs test lint typecheck pytest floors demo bench arm64-check clean
 
 all: test
 
@@ -18,7 +24,11 @@ deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
-	if ! $(PYTHON) -m venv --help >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if ! $(PYTHON) -c 'import pyaudio, systemd.journal' >/dev/null 2>&1; then \
+		for p in $(BUILD_PACKAGES); do \
+			dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+		done; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -26,7 +36,8 @@ deps:
 	fi
 
 $(STAMP): pyproject.toml | deps
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# A venv without pip is a half-made one (no ensurepip at the time): make it again.
+	@$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); $(PYTHON) -m venv --system-site-packages $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
@@ -65,6 +76,12 @@ demo: venv
 
 bench: venv
 	$(PY) -m tests.bench
+
+# voicepi on arm64 Debian under qemu-user-static (root; minutes; not part of `make test`).
+arm64-check: venv
+	@dpkg-query -W -f='$${Status}' qemu-user-static 2>/dev/null | grep -q "install ok installed" || \
+		{ SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq qemu-user-static >/dev/null; }
+	$(PY) -m tests.system.arm64_check $(ARM64_SUITES)
 
 docs: venv
 	$(PY) -m tests.gen_docs

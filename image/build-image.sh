@@ -2,7 +2,6 @@
 # Build a Raspberry Pi OS Lite image with voicepi installed and enabled, with pi-gen.
 #
 #   image/build-image.sh                       # 64-bit (Pi 3/4/5, Zero 2 W), bookworm, docker
-#   image/build-image.sh --arch armhf          # 32-bit
 #   image/build-image.sh --release trixie --native
 #
 # The image lands in WORKDIR/pi-gen/deploy/ (image_*-voicepi.img.xz). It has no API key
@@ -27,7 +26,7 @@ die() {
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--arch)
-		arch=${2:?--arch needs arm64 or armhf}
+		arch=${2:?--arch needs arm64}
 		shift
 		;;
 	--release)
@@ -41,8 +40,8 @@ while [ $# -gt 0 ]; do
 	--native) mode=native ;;
 	--docker) mode=docker ;;
 	-h | --help)
-		sed -n '2,11p' "$0"
-		echo "Options: --arch arm64|armhf  --release bookworm|trixie  --workdir DIR  --docker|--native"
+		sed -n '2,10p' "$0"
+		echo "Options: --arch arm64  --release bookworm|trixie  --workdir DIR  --docker|--native"
 		echo "Environment: FIRST_USER_NAME, FIRST_USER_PASS, WPA_COUNTRY, TARGET_HOSTNAME, ENABLE_SSH"
 		exit 0
 		;;
@@ -50,7 +49,8 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-case "$arch" in arm64) branch=arm64 ;; armhf) branch=master ;; *) die "--arch: arm64 or armhf" ;; esac
+# 64-bit only: numpy and pyopen-wakeword have no 32-bit ARM wheels (install.sh refuses armhf).
+case "$arch" in arm64) branch=arm64 ;; *) die "--arch: only arm64 (voicepi needs a 64-bit OS)" ;; esac
 case "$release" in bookworm | trixie) ;; *) die "--release: bookworm or trixie" ;; esac
 
 mkdir -p "$workdir"

@@ -20,8 +20,11 @@ SYSUSERS_FILE=/etc/sysusers.d/voicepi.conf
 TMPFILES_FILE=/etc/tmpfiles.d/voicepi.conf
 STATE_DIR=/var/lib/voicepi
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc libc6-dev pkg-config portaudio19-dev
-	libsystemd-dev libasound2-plugins alsa-utils ca-certificates procps)
+# PyAudio and systemd-python from Debian (the venv has system site packages): prebuilt for
+# arm64, so nothing is compiled on the Pi and no compiler is installed (about 60 MB of
+# downloads, 240 MB of disk and minutes of building otherwise).
+APT_PACKAGES=(python3 python3-venv python3-pyaudio python3-systemd libasound2-plugins alsa-utils
+	ca-certificates)
 # Raspberry Pi OS ships these (gpiozero's lgpio pin factory, APA102 over SPI); plain Debian may not.
 APT_OPTIONAL=(python3-lgpio python3-spidev)
 
@@ -122,6 +125,13 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0 ...)"
+# The userland's architecture (a 32-bit Raspberry Pi OS may run a 64-bit kernel, so not uname).
+# numpy and pyopen-wakeword have no 32-bit ARM wheels: refuse before installing anything.
+arch=$(dpkg --print-architecture 2>/dev/null || echo unknown)
+case "$arch" in
+arm64 | amd64) ;;
+*) die "voicepi needs a 64-bit OS (arm64 or amd64), this one is $arch: install Raspberry Pi OS (64-bit)" ;;
+esac
 if [ "$purge" -eq 1 ] && [ "$action" != uninstall ]; then
 	die "--purge only goes with --uninstall"
 fi

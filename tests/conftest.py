@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# --------------------------------------------------------------------------- environment
+# Owner: platforms. A suite run by systemd (a unit, `systemd-nspawn CMD`, a container's
+# service) inherits its notify socket and watchdog: libsystemd and every daemon the tests
+# start would talk to that manager. Tests set these themselves where they test them.
+for _name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+    os.environ.pop(_name, None)
 
 
 # --------------------------------------------------------------------------- pulse audio

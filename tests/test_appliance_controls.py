@@ -4,6 +4,7 @@ PulseAudio mic, the simulator's function calls."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from daemon import config
 from daemon import events as ev
+from daemon.appliance import app as app_module
 from daemon.realtime.simulator import Simulator
 from tests.appliance_harness import SPEECH, appliance_config, start
 
@@ -80,6 +82,39 @@ async def test_button_wakes_then_approves_a_tool(
             and m["item"]["type"] == "function_call_output"
         ]
         assert len(calls) == 1
+
+
+async def test_end_session_waits_for_a_drain_that_arrives_late(
+    pulse_mic: Any, detector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a busy CPU the player's "drained" hop came after the close the goodbye's
+    "finished" hop started: the session closed while still speaking. Here every drain hop
+    is held back until the test has seen the close (or 3 s passed)."""
+    closed = threading.Event()
+    on_drained = app_module._SpeakerBridge.on_drained
+
+    def late_drained(self: Any) -> None:
+        threading.Thread(target=lambda: (closed.wait(3), on_drained(self))).start()
+
+    monkeypatch.setattr(app_module._SpeakerBridge, "on_drained", late_drained)
+    async with Simulator(
+        transcripts=["that's all, goodbye"], function_calls={"goodbye": ("end_session", {})}
+    ) as sim:
+        app = await start(appliance_config(sim.url), detector)
+        try:
+            pulse_mic.play(SPEECH / "hey_jarvis_then_question.wav")
+            await app.wait(lambda e: isinstance(e, ev.AgentToolEnd), 30)
+            mark = app.mark()
+            t_closed, closed_event = await app.wait(
+                lambda e: isinstance(e, ev.SessionClosed), 30, after=mark
+            )
+            closed.set()
+            assert closed_event.reason == "end_session"
+            spoke = [t for t, e in app.timed(ev.StateChanged) if e.previous == "speaking"]
+            assert spoke and spoke[-1] <= t_closed
+        finally:
+            closed.set()
+            assert await app.stop() == 0
 
 
 async def test_end_session_tool_closes_after_the_goodbye_played(

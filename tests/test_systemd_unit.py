@@ -62,13 +62,37 @@ def unit_with_exec(tmp_path: Path) -> Path:
     return unit
 
 
+def test_unit_runs_only_binaries_every_debian_has() -> None:
+    """A minimal image (debootstrap minbase, Raspberry Pi OS Lite) has only Essential
+    packages for sure: /bin/kill (procps) is not one of them, so ExecReload= once failed
+    `systemd-analyze verify` and `systemctl reload` there. voicepi itself is ExecStart."""
+    dpkg = _tool("dpkg-query")
+    for key, values in directives(UNIT.read_text()).items():
+        if not key.startswith("Service.Exec") or key == "Service.ExecStart":
+            continue
+        for value in values:
+            binary = value.lstrip("-+!@:").split()[0]
+            assert binary.startswith("/"), f"{key}: {binary} is found through $PATH"
+            res = subprocess.run([dpkg, "-S", binary], capture_output=True, text=True)
+            owners = [
+                line.split(":", 1)[0]
+                for line in res.stdout.splitlines()
+                if not line.startswith("diversion by")
+            ]
+            assert owners, f"{key}: no Debian package ships {binary}"
+            essential = subprocess.run(
+                [dpkg, "-W", "-f=${Essential}", owners[0]], capture_output=True, text=True
+            ).stdout
+            assert essential == "yes", f"{key}: {binary} comes from {owners[0]}, not Essential"
+
+
 def test_unit_has_required_directives() -> None:
     d = directives(UNIT.read_text())
     one = {k: v[-1] for k, v in d.items()}
     assert one["Service.Type"] == "notify"
     assert one["Service.NotifyAccess"] == "main"
     assert one["Service.ExecStart"] == EXEC_START
-    assert one["Service.ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert one["Service.ExecReload"] == """/bin/sh -c 'kill -HUP "$$MAINPID"'"""
     assert one["Service.Restart"] == "on-failure"
     assert one["Service.RestartPreventExitStatus"] == "78"
     assert 2 <= int(one["Service.RestartSec"]) <= 5
@@ -256,6 +280,31 @@ def test_install_sh_rejects_bad_options() -> None:
     assert "unknown option: --frobnicate" in res.stderr
     res = subprocess.run(["bash", str(INSTALL), "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--key-stdin" in res.stdout
+
+
+@pytest.mark.parametrize("arch", ["armhf", "armel", "i386"])
+def test_install_sh_refuses_32_bit_before_touching_anything(tmp_path: Path, arch: str) -> None:
+    """numpy and pyopen-wakeword have no 32-bit ARM wheels: a 32-bit Raspberry Pi OS (whose
+    kernel may well be 64-bit) is refused with one line, before apt, pip or systemctl."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    touched = tmp_path / "touched"
+    scripts = {"id": "echo 0", "dpkg": f"echo {arch}", "uname": "echo aarch64"}
+    for tool in ("apt-get", "dpkg-query", "python3", "systemctl", "systemd-sysusers", "install"):
+        scripts[tool] = f"echo {tool} >> {touched}"
+    for name, body in scripts.items():
+        (fake / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fake / name).chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    res = subprocess.run(
+        ["bash", str(INSTALL), "--no-key", "--no-start"], capture_output=True, text=True, env=env
+    )
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"voicepi-install: error: voicepi needs a 64-bit OS (arm64 or amd64), this one is {arch}:"
+        " install Raspberry Pi OS (64-bit)"
+    ]
+    assert not touched.exists(), touched.read_text()
 
 
 def test_pigen_stage_shape() -> None:

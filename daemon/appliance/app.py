@@ -29,6 +29,7 @@ from ..countdown import Expired, InactivityCountdown
 from ..realtime.failures import RealtimeFailure
 from ..sounds import CLOSE_SOUNDS, SOUND_ITEM_PREFIX, is_sound_item
 from .audio_path import AudioPath
+from .handoff import FrameHandoff
 from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
 from .state import ApplianceStateMachine, session_facts
 
@@ -40,6 +41,12 @@ WAKE_RATE = 16000
 # start the session's audio this much before the detection point.
 PREROLL_MARGIN_S = 0.1
 MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
+# Microphone audio the loop may lag behind before the oldest is dropped. Idle, stale audio is
+# worth nothing (a wake word heard late); in a session every word counts, so a stall (a
+# connect, a busy moment) is caught up instead, still bounded (30 s is about 1 MB).
+MAX_AUDIO_BACKLOG_S = 0.5
+MAX_SESSION_AUDIO_BACKLOG_S = 30.0
+AUDIO_BATCH_S = 0.1  # microphone audio handled per loop callback (signals get in between)
 MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
 CONNECT_GUARD_S = 10.0  # beyond connect_timeout: the session's own abort takes <= 5 s
@@ -106,6 +113,11 @@ class Appliance:
         self._timer_kick = asyncio.Event()
         self._last_frame = 0.0
         self._last_watchdog = 0.0
+        self._end_when_drained = False  # end_session came before the speaker's drain hop
+        self._handoff: FrameHandoff | None = None
+        self.audio_dropped_samples = 0  # microphone audio dropped because the CPU fell behind
+        self._dropped_logged_at: float | None = None
+        self._dropped_unlogged = 0  # since the last warning (logged at most every 10 s)
         self._frames_seen = False
         self._ready_sent = False
         self._remaining: int | None = None
@@ -193,17 +205,21 @@ class Appliance:
         loop = self._loop
         assert loop is not None
 
-        def on_audio(samples: np.ndarray) -> None:
-            loop.call_soon_threadsafe(self._on_audio, samples)
+        # Bounded: a starved CPU drops old audio (reported) instead of processing it late.
+        start_limit = int(WAKE_RATE * MAX_AUDIO_BACKLOG_S)  # until the rate is known
+        handoff = FrameHandoff(loop, self._on_audio, self._on_audio_dropped, start_limit)
 
         def on_error(exc: BaseException) -> None:
             loop.call_soon_threadsafe(self._on_mic_error, exc)
 
         try:
-            self.mic = self.parts.open_mic(on_audio, on_error)
+            self.mic = self.parts.open_mic(handoff.put, on_error)
         except Exception as exc:  # a missing device is an error state, not a crash
             self._on_mic_error(exc)
             return False
+        handoff.batch_samples = int(self.mic.rate * AUDIO_BATCH_S)
+        self._handoff = handoff
+        self._set_backlog_limit()
         self.path = AudioPath(self.mic.rate, WAKE_RATE, SESSION_RATE, self.cfg.session.preroll)
         self._last_frame = self.parts.clock()
         self._frames_seen = False
@@ -251,9 +267,30 @@ class Appliance:
             backoff = min(backoff * 2, 4.0)
             self._open_mic()
 
-    def _on_audio(self, samples: np.ndarray) -> None:
-        if self.path is None or self.mic is None:
+    def _set_backlog_limit(self) -> None:
+        if self._handoff is None or self.mic is None:
             return
+        seconds = MAX_AUDIO_BACKLOG_S if self.run_ is None else MAX_SESSION_AUDIO_BACKLOG_S
+        self._handoff.max_samples = int(self.mic.rate * seconds)  # read by the audio thread
+
+    def _on_audio_dropped(self, samples: int) -> None:
+        """The loop fell more than MAX_AUDIO_BACKLOG_S behind the microphone."""
+        self.audio_dropped_samples += samples
+        self._dropped_unlogged += samples
+        now = self.parts.clock()
+        if self._dropped_logged_at is None or now - self._dropped_logged_at >= 10.0:
+            self._dropped_logged_at = now
+            rate = self.mic.rate if self.mic is not None else WAKE_RATE
+            log.warning(
+                "CPU too slow for real time: dropped %d ms of microphone audio (%d ms so far)",
+                self._dropped_unlogged * 1000 // rate,
+                self.audio_dropped_samples * 1000 // rate,
+            )
+            self._dropped_unlogged = 0
+
+    def _on_audio(self, samples: np.ndarray) -> None:
+        if self.path is None or self.mic is None or self._stop.is_set():
+            return  # stopping: a backlog of wake word scoring must not delay the exit
         now = self.parts.clock()
         self._last_frame = now
         if now - self._last_watchdog >= WATCHDOG_EVERY_S:
@@ -386,6 +423,7 @@ class Appliance:
             self.cfg.session.inactivity_timeout, self.cfg.session.countdown
         )
         self.run_ = _SessionRun(session=session, started=self.parts.clock())
+        self._set_backlog_limit()
         # Buffered by the engine until the session is configured: nothing said is lost.
         session.send_audio(self.path.start_session(start).tobytes())
         self._emit_state(self.sm.update(session="connecting"))
@@ -449,6 +487,8 @@ class Appliance:
         self.run_ = None
         if self.path is not None:
             self.path.end_session()  # idle again: no session-rate conversion
+        self._set_backlog_limit()
+        self._end_when_drained = False
         self.parts.speaker.flush()
         self._remaining = None
         self._sounds_flushed()
@@ -596,6 +636,10 @@ class Appliance:
 
     def _speaker_drained(self) -> None:
         self.parts.detector.resume(self.cfg.wakeword.speaking_tail)
+        if self._end_when_drained:
+            self._end_when_drained = False
+            if self.run_ is not None:
+                self._spawn(self._end_session("end_session"))
         if not self.sm.facts.playing:
             return
         run = self.run_
@@ -746,8 +790,15 @@ class Appliance:
 
     def end_session(self) -> None:
         """The end_session tool: called once the goodbye has played."""
-        if self.run_ is not None:
-            self._spawn(self._end_session("end_session"))
+        if self.run_ is None:
+            return
+        if self.sm.facts.playing:
+            # The player reports an item finished and then that it drained, as two hops
+            # from its thread: on a busy CPU the close could overtake the drain and the
+            # session closed while still "speaking". Close on the drain instead.
+            self._end_when_drained = True
+            return
+        self._spawn(self._end_session("end_session"))
 
     def set_muted(self, muted: bool) -> None:
         if muted and self.run_ is not None:

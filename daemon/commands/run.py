@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import config, effective
@@ -39,9 +41,33 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(cfg, args.config))
 
 
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, handlers: Mapping[signal.Signals, Callable[[], object]]
+) -> dict[signal.Signals, Any]:
+    """Run each ``handlers[signum]`` on ``loop`` when the signal arrives; returns the
+    previous handlers (for signal.signal) to restore afterwards.
+
+    Not loop.add_signal_handler: asyncio hands the signal number to the loop through its
+    self-pipe, which the audio thread's call_soon_threadsafe also writes to. On a starved
+    CPU the pipe fills, the number is dropped ("Exception ignored when trying to write to the
+    signal wakeup fd: BlockingIOError", again for every signal) and the stop is lost. A
+    Python handler runs in the main thread (the loop's) whatever the pipe holds; it only
+    queues the callback. Call from the main thread."""
+    previous: dict[signal.Signals, Any] = {}
+    for signum, callback in handlers.items():
+
+        def handler(
+            _signum: int, _frame: object, callback: Callable[[], object] = callback
+        ) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed: nothing to do
+                loop.call_soon_threadsafe(callback)
+
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
 async def serve(cfg: config.Config, config_path: str | None) -> int:
-    from ..appliance.reload import plan_reload
-    from ..appliance.wiring import SpeakerUnavailable, build, open_speaker, run_until_stopped
+    """The daemon on ``cfg`` until a stop; the exit status (0, 1, or 78 via SystemExit)."""
     from ..notify import Notifier
     from ..urlpolicy import is_loopback_url
 
@@ -59,8 +85,27 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
-    for sig in (signal.SIGTERM, signal.SIGINT):  # while the speaker is retried: stop cleanly
-        loop.add_signal_handler(sig, main.cancel)
+    # While the speaker is retried and the models load: a stop cancels the start-up.
+    originals = install_signal_handlers(
+        loop, {signal.SIGTERM: main.cancel, signal.SIGINT: main.cancel}
+    )
+    try:
+        return await _serve(cfg, config_path, notifier, key, loop)
+    finally:
+        for signum, old in originals.items():
+            signal.signal(signum, old)
+
+
+async def _serve(
+    cfg: config.Config,
+    config_path: str | None,
+    notifier: Any,
+    key: str | None,
+    loop: asyncio.AbstractEventLoop,
+) -> int:
+    from ..appliance.reload import plan_reload
+    from ..appliance.wiring import SpeakerUnavailable, build, open_speaker, run_until_stopped
+
     running: list[Any] = []  # the appliance, once built
 
     def speaker_lost(exc: BaseException) -> None:
@@ -115,10 +160,16 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
         )
         notifier.ready()
 
-    loop.add_signal_handler(signal.SIGTERM, app.request_stop, 0)
-    loop.add_signal_handler(signal.SIGINT, app.request_stop, 0)
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    handlers = {
+        signal.SIGTERM: lambda: app.request_stop(0),
+        signal.SIGINT: lambda: app.request_stop(0),
+        signal.SIGHUP: reload,
+    }
+    previous = install_signal_handlers(loop, handlers)  # serve() restores TERM and INT
     log.info("voicepi starting")
-    code = await run_until_stopped(built)
+    try:
+        code = await run_until_stopped(built)
+    finally:
+        signal.signal(signal.SIGHUP, previous[signal.SIGHUP])
     log.info("voicepi stopped (exit %d)", code)
     return code

@@ -25,6 +25,12 @@ def why_not_runnable() -> str | None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         return f"missing tools: {', '.join(missing)} (make deps installs them)"
+    container = Path("/run/systemd/container")
+    if container.is_file():
+        # systemd-nspawn and similar managers say so here; nesting a booted container
+        # fails with obscure mount errors.
+        kind = container.read_text().strip() or "a container"
+        return f"the suite runs inside {kind}: run the system test on the host"
     return None
 
 
@@ -49,8 +55,11 @@ def _ns_pid(pid: int) -> list[str]:
 
 
 class Container:
-    def __init__(self, workdir: Path | None = None) -> None:
-        base = ensure_rootfs()
+    """A booted copy of the cached ``suite`` rootfs (see rootfs.SUITES)."""
+
+    def __init__(self, suite: str = "bookworm", workdir: Path | None = None) -> None:
+        self.suite = suite
+        base = ensure_rootfs(suite)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="voicepi-nspawn-", dir="/var/tmp"))
         self.root = self.workdir / "rootfs"
         self.log_path = self.workdir / "console.log"

@@ -1,8 +1,9 @@
-"""A cached debootstrapped Debian rootfs for the nspawn system test.
+"""Cached debootstrapped Debian rootfs (bookworm, trixie) for the nspawn system tests.
 
-``python -m tests.system.rootfs`` builds it ahead of time. The cache lives in the work
-tree's .cache/ (git-ignored; VOICEPI_CACHE_DIR moves it) and is reused while the suite and
-package list it was built from stay the same.
+``python -m tests.system.rootfs [SUITE...]`` builds them ahead of time. The cache lives in
+the work tree's .cache/ (git-ignored; VOICEPI_CACHE_DIR moves it); each rootfs and wheelhouse
+is named by a hash of what it was built from, so work trees with other package lists share
+the cache without rebuilding each other's.
 """
 
 from __future__ import annotations
@@ -16,25 +17,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-SUITE = "bookworm"
+SUITES = ("bookworm", "trixie")  # Python 3.11 and 3.13
 # Everything image/install.sh would apt-get, so installing needs no apt network access here.
+# No compiler, no procps: what a minimal image has.
 INCLUDE = (
     "systemd",
     "systemd-sysv",
     "dbus",
     "python3",
     "python3-venv",
-    "python3-dev",
-    "python3-pip",
-    "gcc",
-    "libc6-dev",
-    "pkg-config",
-    "portaudio19-dev",
-    "libsystemd-dev",
+    "python3-pyaudio",
+    "python3-systemd",
     "libasound2-plugins",
     "alsa-utils",
     "ca-certificates",
-    "procps",
     "python3-spidev",
 )
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -62,76 +58,135 @@ def mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def _stamp() -> str:
-    return hashlib.sha256(f"{SUITE} {','.join(INCLUDE)}".encode()).hexdigest()[:16]
+def _stamp(suite: str, arch: str = "") -> str:
+    key = f"{suite} {','.join(INCLUDE)}" + (f" {arch}" if arch else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def ensure_rootfs(log: object = sys.stderr) -> Path:
-    """The base rootfs directory, debootstrapped once (about a minute) and reused."""
+def ensure_rootfs(suite: str = "bookworm", log: object = sys.stderr, *, arch: str = "") -> Path:
+    """The base rootfs directory of ``suite``, debootstrapped once (about a minute) and
+    reused; never modified afterwards (containers boot copies). ``arch`` (e.g. "arm64")
+    builds a foreign one, which runs through qemu-user-static and binfmt_misc."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    root = cache / f"rootfs-{SUITE}"
+    name = f"rootfs-{suite}-{arch + '-' if arch else ''}{_stamp(suite, arch)}"
+    root = cache / name
     stamp = root / ".voicepi-rootfs"
     with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs must not debootstrap into one dir
-        if stamp.is_file() and stamp.read_text().strip() == _stamp():
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one debootstrap at a time on this machine
+        if stamp.is_file() and stamp.read_text().strip() == _stamp(suite, arch):
             return root
         if shutil.which("debootstrap") is None:
             raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
-        tmp = cache / f"rootfs-{SUITE}.tmp"
+        tmp = cache / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
         cmd = [
             "debootstrap",
             "--variant=minbase",
+            *([f"--arch={arch}"] if arch else []),
             f"--include={','.join(INCLUDE)}",
-            SUITE,
+            suite,
             str(tmp),
             mirror(),
         ]
         print("building rootfs:", " ".join(cmd), file=log)  # type: ignore[call-overload]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         if res.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise RuntimeError(f"debootstrap failed ({res.returncode}):\n{res.stdout[-3000:]}")
         (tmp / "var/cache/apt/archives").mkdir(parents=True, exist_ok=True)
         subprocess.run(["find", str(tmp / "var/cache/apt/archives"), "-name", "*.deb", "-delete"])
-        (tmp / ".voicepi-rootfs").write_text(_stamp() + "\n")
+        (tmp / ".voicepi-rootfs").write_text(_stamp(suite, arch) + "\n")
         tmp.rename(root)
         return root
 
 
-def _deps_stamp() -> str:
+def _deps_stamp(suite: str) -> str:
     text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    return hashlib.sha256(f"{sys.version_info[:2]} {text}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{_stamp(suite)} {text}".encode()).hexdigest()[:16]
 
 
-def ensure_wheelhouse(log: object = sys.stderr) -> Path:
-    """Wheels of voicepi's dependencies and build backend, made once with the host's pip.
+# Runs inside the rootfs (its own Python, not the host's): resolve voicepi's dependencies as
+# install.sh's venv will (system site packages: PyAudio and systemd-python are Debian's),
+# then download exactly those wheels plus the build backend.
+WHEELHOUSE_SCRIPT = """\
+set -e
+python3 -m venv --system-site-packages /tmp/venv
+mkdir /tmp/src  # pip builds in-tree; /src is read-only
+tar -C /src --exclude=./.git --exclude=./.venv --exclude=./.cache -cf - . | tar -C /tmp/src -xf -
+pip="/tmp/venv/bin/python -m pip --disable-pip-version-check --no-cache-dir"
+$pip install --quiet --dry-run --report /tmp/report.json /tmp/src
+/tmp/venv/bin/python - >/tmp/reqs.txt <<'PY'
+import json
+for item in json.load(open("/tmp/report.json"))["install"]:
+    meta = item["metadata"]
+    if meta["name"] != "voicepi":
+        print(f"{meta['name']}=={meta['version']}")
+PY
+$pip download --quiet --only-binary=:all: --no-deps --dest /wheels -r /tmp/reqs.txt
+$pip download --quiet --only-binary=:all: --dest /wheels 'setuptools>=77' wheel
+"""
 
-    The container's pip installs from them with --no-index: the test needs no network,
-    and the compiled ones (PyAudio, systemd-python) fit because host and container are
-    both Debian bookworm with Python 3.11."""
+
+HOST_CA = "/etc/ssl/host-ca.crt"
+
+
+def _host_pip_access() -> list[str]:
+    """systemd-nspawn options that let pip inside reach the index the way the host's does:
+    the host's CA bundle (a TLS-inspecting proxy's CA lives there) and its pip config."""
+    opts: list[str] = []
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if bundle.is_file():
+        opts += [f"--bind-ro={bundle}:{HOST_CA}", f"--setenv=PIP_CERT={HOST_CA}"]
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"):
+        if os.environ.get(name, "").startswith("http"):
+            opts.append(f"--setenv={name}={os.environ[name]}")
+    return opts
+
+
+def ensure_wheelhouse(suite: str = "bookworm", log: object = sys.stderr) -> Path:
+    """Wheels of voicepi's dependencies and build backend for ``suite``'s Python, fetched
+    once by pip inside a read-only run of the rootfs (network shared with the host).
+
+    The container's install.sh then installs from them with --no-index: the test needs no
+    network, and the wheels fit the container's Python whatever the host runs."""
+    root = ensure_rootfs(suite, log)
     cache = cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    wheels = cache / f"wheels-{_deps_stamp()}"
+    wheels = cache / f"wheels-{suite}-{_deps_stamp(suite)}"
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (wheels / ".complete").is_file():
             return wheels
-        for old in cache.glob("wheels-*"):
-            shutil.rmtree(old, ignore_errors=True)
-        tmp = cache / "wheels.tmp"
+        tmp = cache / f"wheels-{suite}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp)]
-        cmd += [str(REPO), "setuptools>=77", "wheel"]
-        print("building wheelhouse:", " ".join(cmd), file=log)  # type: ignore[call-overload]
+        tmp.mkdir()
+        # Mount points: the rootfs itself stays read-only.
+        (root / "src").mkdir(exist_ok=True)
+        (root / "wheels").mkdir(exist_ok=True)
+        (root / HOST_CA.lstrip("/")).touch()
+        cmd = [
+            "systemd-nspawn",
+            "--register=no",
+            "--keep-unit",
+            "--quiet",
+            "--read-only",
+            "--tmpfs=/tmp",
+            f"--directory={root}",
+            f"--bind-ro={REPO}:/src",
+            f"--bind={tmp}:/wheels",
+            *_host_pip_access(),
+            "/bin/sh",
+            "-c",
+            WHEELHOUSE_SCRIPT,
+        ]
+        print(f"building the {suite} wheelhouse in its rootfs", file=log)  # type: ignore[call-overload]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if res.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError(f"pip wheel failed ({res.returncode}):\n{res.stderr[-3000:]}")
-        for own in tmp.glob("voicepi-*.whl"):
-            own.unlink()  # built fresh for every run by build_voicepi_wheel
+            raise RuntimeError(
+                f"pip in the {suite} rootfs failed ({res.returncode}):\n{res.stderr[-3000:]}"
+            )
         (tmp / ".complete").write_text("")
         tmp.rename(wheels)
         return wheels
@@ -149,5 +204,6 @@ def build_voicepi_wheel(out: Path, wheelhouse: Path) -> Path:
 
 
 if __name__ == "__main__":
-    print(ensure_rootfs())
-    print(ensure_wheelhouse())
+    for name in sys.argv[1:] or SUITES:
+        print(ensure_rootfs(name))
+        print(ensure_wheelhouse(name))

@@ -1,5 +1,5 @@
-"""The real unit on a real systemd: a debootstrapped Debian bookworm booted under
-systemd-nspawn, voicepi installed by image/install.sh from this work tree, `voicepi run`
+"""The real unit on a real systemd: a debootstrapped Debian bookworm (Python 3.11) and
+trixie (Python 3.13), each booted under systemd-nspawn, voicepi installed by image/install.sh from this work tree, `voicepi run`
 started by voicepi.service against `voicepi simulator` (a second unit), a WAV file as the
 microphone, a WAV file as the speaker and gpiozero's mock pins.
 
@@ -9,9 +9,10 @@ process, stop is clean, the hardening still lets the wake word (TFLite under
 MemoryDenyWriteExecute) and group-based device access work, and the installer is
 idempotent, installs from a source tree and from a wheel, and uninstalls.
 
-The Debian rootfs is debootstrapped once (about 80 s) into .cache/nspawn/ and the
-dependency wheels are built there once with the host's pip (tests/system/rootfs.py); each
-run boots a fresh copy of the rootfs, installs offline and deletes the copy afterwards.
+Each Debian rootfs is debootstrapped once (about 70 s) into .cache/nspawn/ and the
+dependency wheels are fetched there once by the rootfs's own pip (tests/system/rootfs.py);
+each run boots a fresh copy of the rootfs, installs offline and deletes the copy afterwards.
+The rootfs is minimal (no compiler, no procps): what a bare image has.
 On a machine that cannot run it (not root, no systemd-nspawn) the test fails with the
 reason rather than skipping.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from .nspawn import Container, why_not_runnable
-from .rootfs import build_voicepi_wheel, ensure_wheelhouse
+from .rootfs import SUITES, build_voicepi_wheel, ensure_wheelhouse
 
 # A cold cache (first debootstrap) is part of the first test's setup.
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
@@ -111,12 +112,13 @@ def write(root: Path, path: str, text: str, mode: int = 0o644) -> None:
     target.chmod(mode)
 
 
-@pytest.fixture(scope="module")
-def box() -> Iterator[Container]:
+@pytest.fixture(scope="module", params=SUITES)
+def box(request: pytest.FixtureRequest) -> Iterator[Container]:
     reason = why_not_runnable()
     if reason:
         pytest.fail(f"cannot run the systemd-nspawn system test here: {reason}")
-    ct = Container()
+    suite: str = request.param
+    ct = Container(suite)
     try:
         port = free_port()
         root = ct.root
@@ -136,7 +138,7 @@ def box() -> Iterator[Container]:
         write(root, "/etc/voicepi-probe/root-only", "x\n", 0o600)
         # No network inside: install.sh's pip takes everything from prebuilt wheels (the
         # dependencies cached like the rootfs, voicepi itself fresh from this work tree).
-        wheels = ensure_wheelhouse()
+        wheels = ensure_wheelhouse(suite)
         dist = ct.workdir / "dist"
         build_voicepi_wheel(dist, wheels)
         ct.bind(REPO, "/src")
@@ -259,6 +261,12 @@ def test_hardening_leaves_wake_word_and_devices_working(installed: Container) ->
         "wake_rc": "0",  # TFLite and numpy run under MemoryDenyWriteExecute=yes
     }, err
     json.loads(box.run("cat /var/lib/voicepi/wake.json").stdout)
+
+
+def test_demo_runs_on_the_installed_venv(installed: Container) -> None:
+    """`voicepi demo` (what `make demo` ends in) on this suite's Python."""
+    res = installed.run(f"{VOICEPI} demo", timeout=180)
+    assert "closed (inactivity)" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
 
 
 def test_kill_9_is_restarted(installed: Container) -> None:

@@ -1,0 +1,81 @@
+"""Microphone blocks from the audio thread to the asyncio loop, with a bounded backlog.
+
+A starved CPU (a Pi Zero under load, qemu emulation, a cgroup quota) runs the loop slower
+than real time. One ``call_soon_threadsafe`` per block would queue audio without bound and
+process it ever later (a wake word heard a minute ago, a stop that waits behind it). Here the
+audio thread appends to a capped queue and wakes the loop once per batch; when more than
+``max_samples`` wait, the oldest blocks are dropped and counted, and the loop is told how
+many samples it lost before it gets the rest. The loop takes at most ``batch_samples`` per
+callback and queues the rest behind whatever else is ready (a stop, a reload, the watchdog),
+so those are never stuck behind a backlog of wake word scoring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+
+class FrameHandoff:
+    """``put`` on the audio thread; ``deliver(samples)`` and ``dropped(n_samples)`` run on
+    ``loop``, ``dropped`` before the blocks that came after the gap."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[np.ndarray], None],
+        dropped: Callable[[int], None],
+        max_samples: int,
+        batch_samples: int = 1,
+    ) -> None:
+        self._loop = loop
+        self._deliver = deliver
+        self._dropped = dropped
+        self.max_samples = max_samples
+        self.batch_samples = batch_samples
+        self._lock = threading.Lock()
+        self._blocks: deque[np.ndarray] = deque()
+        self._queued = 0
+        self._lost = 0
+        self._scheduled = False
+        self.dropped_samples = 0  # in total, for diagnostics
+
+    def put(self, samples: np.ndarray) -> None:
+        """Audio thread: queue one block; never blocks on the loop."""
+        with self._lock:
+            self._blocks.append(samples)
+            self._queued += len(samples)
+            while self._queued > self.max_samples and len(self._blocks) > 1:
+                old = self._blocks.popleft()
+                self._queued -= len(old)
+                self._lost += len(old)
+                self.dropped_samples += len(old)
+            if self._scheduled:
+                return  # a drain is already on its way
+            self._scheduled = True
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody left to hear it
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        blocks: list[np.ndarray] = []
+        taken = 0
+        with self._lock:
+            while self._blocks and (not blocks or taken < self.batch_samples):
+                block = self._blocks.popleft()
+                blocks.append(block)
+                taken += len(block)
+            self._queued -= taken
+            lost, self._lost = self._lost, 0
+            more = bool(self._blocks)
+            self._scheduled = more
+        if lost:
+            self._dropped(lost)
+        for block in blocks:
+            self._deliver(block)
+        if more:
+            self._loop.call_soon(self._drain)  # behind what became ready meanwhile

@@ -1,0 +1,194 @@
+"""A loop slower than real time (starved CPU): microphone audio is dropped and reported
+instead of queued without bound, and signals still reach the loop. Real threads, a real
+asyncio loop and real signals; the loop is held busy with an Event, not with sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.appliance.handoff import FrameHandoff
+
+BLOCK = 320  # 20 ms at 16 kHz
+SPEECH = Path(__file__).resolve().parent / "fixtures" / "speech"
+
+
+async def test_backlog_is_dropped_and_reported_not_queued() -> None:
+    loop = asyncio.get_running_loop()
+    got: list[int] = []
+    order: list[str] = []
+    lost: list[int] = []
+
+    def deliver(samples: np.ndarray) -> None:
+        got.append(int(samples[0]))
+        order.append("block")
+
+    def dropped(n: int) -> None:
+        lost.append(n)
+        order.append("dropped")
+
+    handoff = FrameHandoff(loop, deliver, dropped, max_samples=5 * BLOCK, batch_samples=2 * BLOCK)
+    produced = threading.Event()
+
+    def mic() -> None:  # the audio thread: 100 blocks (2 s) while the loop is stuck
+        for i in range(100):
+            handoff.put(np.full(BLOCK, i, dtype=np.int16))
+        produced.set()
+
+    def stuck() -> None:  # the loop busy elsewhere until the microphone is 2 s ahead
+        threading.Thread(target=mic).start()
+        produced.wait(10)
+        loop.call_soon_threadsafe(order.append, "stop")  # e.g. SIGTERM's callback
+
+    loop.call_soon(stuck)
+    while len(got) < 5:
+        await asyncio.sleep(0.01)
+    assert got == [95, 96, 97, 98, 99]  # the newest 100 ms, in order
+    assert lost == [95 * BLOCK] and handoff.dropped_samples == 95 * BLOCK
+    assert order[0] == "dropped"  # told about the gap before the audio after it
+    # Two blocks per callback: the stop ran before the rest of the backlog.
+    assert order == ["dropped", "block", "block", "stop", "block", "block", "block"]
+
+
+SIGNAL_CHILD = r"""
+import asyncio, signal, threading, sys
+from daemon.commands.run import install_signal_handlers
+
+async def main():
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    install_signal_handlers(loop, {signal.SIGTERM: stopped.set})
+    flooded = threading.Event()
+
+    def flood():  # an audio thread's call_soon_threadsafe fills the loop's self-pipe
+        for _ in range(300_000):
+            loop.call_soon_threadsafe(lambda: None)
+        flooded.set()
+
+    def stuck():
+        threading.Thread(target=flood).start()
+        flooded.wait(60)
+        print("flooded", flush=True)
+        sys.stdin.readline()  # the parent sends SIGTERM now, then a line
+
+    loop.call_soon(stuck)
+    await asyncio.wait_for(stopped.wait(), 60)
+    print("stopped", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_sigterm_reaches_a_loop_whose_self_pipe_is_full() -> None:
+    """asyncio's add_signal_handler passes the signal through the self-pipe: full, it printed
+    "Exception ignored when trying to write to the signal wakeup fd: BlockingIOError" and
+    the stop was lost."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    child = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        assert child.stdout.readline().strip() == "flooded"
+        child.send_signal(signal.SIGTERM)
+        child.stdin.write("\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err[-2000:]
+    assert out.strip() == "stopped"
+    assert "BlockingIOError" not in err
+
+
+# --------------------------------------------------------------------------- a CPU quota
+
+QUOTA_PERCENT = 4  # of one core: slower than the wake word needs (about 7-9 %, `make bench`)
+TIMEOUT_STOP_SEC = 15  # voicepi.service's TimeoutStopSec=
+
+
+class CpuQuota:
+    """A cgroup capped at ``percent`` of one core: cgroup v2 ``cpu.max`` where the cpu
+    controller is on the unified hierarchy, else the v1 cpu controller's CFS quota. (With
+    systemd as PID 1 a transient scope would do the same; this machine may have none.)"""
+
+    def __init__(self, percent: int) -> None:
+        period = 100_000
+        quota = period * percent // 100
+        name = f"voicepi-test-{os.getpid()}"
+        v2 = Path("/sys/fs/cgroup")
+        v1 = Path("/sys/fs/cgroup/cpu")
+        unified = v2 / "cgroup.controllers"
+        if unified.is_file() and "cpu" in unified.read_text().split():
+            self.parent = v2
+            controls = (v2 / "cgroup.subtree_control").read_text().split()
+            if "cpu" not in controls:
+                (v2 / "cgroup.subtree_control").write_text("+cpu")
+            self.path = v2 / name
+            self.path.mkdir()
+            (self.path / "cpu.max").write_text(f"{quota} {period}")
+        elif (v1 / "cpu.cfs_quota_us").is_file():
+            self.parent = v1
+            self.path = v1 / name
+            self.path.mkdir()
+            (self.path / "cpu.cfs_period_us").write_text(str(period))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            pytest.fail("no cgroup cpu controller (v2 cpu.max or v1 cpu.cfs_quota_us) here")
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))  # every thread of the process
+
+    def close(self) -> None:
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                (self.parent / "cgroup.procs").write_text(pid)
+        self.path.rmdir()
+
+
+async def test_stop_within_timeout_stop_sec_under_a_cpu_quota(tmp_path: Path) -> None:
+    """At 4 % of a core the wake word cannot keep up: old microphone audio is dropped and
+    reported, and SIGTERM still stops the daemon cleanly within TimeoutStopSec (under qemu
+    emulation, before these fixes, a SIGINT took 14 minutes and spammed BlockingIOError)."""
+    from tests.test_run_cli import _start, _write_config
+
+    if os.geteuid() != 0:
+        pytest.fail("the CPU quota test needs root (it creates a cgroup)")
+    cfg = _write_config(
+        tmp_path / "config.toml", "ws://127.0.0.1:9/v1/realtime", tmp_path / "o.wav"
+    )
+    d = await _start(cfg)
+    quota = None
+    try:
+        await d.wait_for(lambda r: r.get("event") == "state_changed" and r["state"] == "idle", 60)
+        quota = CpuQuota(QUOTA_PERCENT)
+        quota.add(d.proc.pid)
+        dropped = await d.wait_for(lambda r: "dropped" in str(r.get("msg", "")), 120)
+        assert dropped["level"] == "warning", dropped
+        d.proc.send_signal(signal.SIGTERM)
+        code = await d.finish(timeout=TIMEOUT_STOP_SEC)
+    finally:
+        if d.proc.returncode is None:
+            d.proc.kill()
+            await d.proc.wait()
+        if quota is not None:
+            quota.close()
+    assert code == 0, "\n".join(d.raw[-30:])
+    text = "\n".join(d.raw)
+    assert "BlockingIOError" not in text and "Traceback" not in text, text[-3000:]
