@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import aec
 from .. import events as ev
 from ..agents import AgentCallbacks, AgentRuntime
 from ..config import Config
@@ -60,7 +61,20 @@ class QuietNotifier:
         pass
 
 
-def mic_factory(cfg: Config) -> Callable[..., Mic]:
+class _CancelledMic:
+    """A capture whose blocks went through the echo canceller: 16 kHz from here on."""
+
+    def __init__(self, mic: Mic) -> None:
+        self._mic = mic
+        self.rate = aec.RATE
+
+    def close(self) -> None:
+        self._mic.close()
+
+
+def mic_factory(cfg: Config, canceller: aec.EchoCanceller | None = None) -> Callable[..., Mic]:
+    """Opens the configured capture; with ``canceller`` every block is echo-cancelled
+    on the capture thread, before the pre-roll, the wake word and the session."""
     from hw.audio import file_path, open_capture
 
     is_file = file_path(cfg.audio.input) is not None
@@ -68,9 +82,17 @@ def mic_factory(cfg: Config) -> Callable[..., Mic]:
     def open_mic(
         on_audio: Callable[[np.ndarray], None], on_error: Callable[[BaseException], None]
     ) -> Mic:
-        return open_capture(
+        opened: list[Mic] = []  # the capture's rate is known once open_capture returns
+
+        def deliver(samples: np.ndarray, _index: int) -> None:
+            if canceller is None:
+                on_audio(samples)
+            elif opened:  # blocks before that (a few ms at start-up) are dropped
+                on_audio(canceller.process(samples, opened[0].rate))
+
+        mic: Mic = open_capture(
             cfg.audio.input,
-            on_audio=lambda samples, _index: on_audio(samples),
+            on_audio=deliver,
             on_error=on_error,
             channels=cfg.audio.input_channels,
             channel=cfg.audio.input_channel,
@@ -78,8 +100,34 @@ def mic_factory(cfg: Config) -> Callable[..., Mic]:
             # A file's trailing silence is exact zeros by design.
             silence_timeout=0.0 if is_file else cfg.audio.silence_timeout,
         )
+        opened.append(mic)
+        return mic if canceller is None else _CancelledMic(mic)
 
     return open_mic
+
+
+def echo_canceller(cfg: Config) -> aec.EchoCanceller | None:
+    """The canceller ``audio.echo_cancel`` asks for, or None. "auto" stays off for a WAV
+    file mic (nothing echoes into a file) and, without the binding, warns and runs
+    without; "on" without the binding raises EchoCancelUnavailable."""
+    from hw.audio import file_path
+    from hw.profiles import PROFILES
+
+    audio = cfg.audio
+    hardware_aec = PROFILES[cfg.hardware.profile].hardware_aec
+    if not aec.wanted(audio.echo_cancel, audio.barge_in, hardware_aec):
+        return None
+    if audio.echo_cancel == "auto" and file_path(audio.input) is not None:
+        return None
+    try:
+        canceller = aec.EchoCanceller(noise_suppression=audio.noise_suppression)
+    except aec.EchoCancelUnavailable as exc:
+        if audio.echo_cancel == "on":
+            raise
+        log.warning("%s; the answer's echo may interrupt it", exc)
+        return None
+    log.info("echo cancellation on (WebRTC AEC3)")
+    return canceller
 
 
 def build(
@@ -110,6 +158,9 @@ def build(
         volume=cfg.audio.volume,
     )
     closers.append(player.close)
+    canceller = echo_canceller(cfg)
+    if canceller is not None:
+        player.engine.reference_tap = canceller.reference
 
     holder: dict[str, Appliance] = {}
     agents = AgentRuntime.from_config(
@@ -138,7 +189,7 @@ def build(
 
     leds, led_pattern = _leds(cfg, lambda: holder["app"].cfg, pin_factory, closers)
     parts = Parts(
-        open_mic=mic_factory(cfg),
+        open_mic=mic_factory(cfg, canceller),
         speaker=player,
         detector=detector,
         new_session=new_session,

@@ -1,0 +1,180 @@
+"""In-process acoustic echo cancellation (WebRTC AEC3) for a plain microphone.
+
+The player hands every block it gives the speaker device to ``reference()``
+(after volume and fades; zeros while silent), from its audio thread. The
+capture path calls ``process()`` with each microphone block, from its audio
+thread, and gets the block with the answer's echo removed, at 16 kHz.
+
+Both streams are resampled to 16 kHz and cut into 10 ms frames; every capture
+frame is processed together with the oldest unused reference frame. The
+reference ring therefore always *leads* the echo (the player renders a block
+before the speaker sounds it, and the mic hears it later still); AEC3 estimates
+the remaining delay itself. A ring longer than ``max_lead_ms`` is cut back to
+it, so a backlog (the player opened long before the mic) cannot make the
+reference lag the echo, which no canceller survives. When the ring is empty the
+frame is processed against zeros. The canceller is never reset between
+answers: its filter keeps the room it learned.
+
+The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
+(Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
+AudioProcessingModule, which gave the same figures in the issue's study at
+10.6 MB plus protobuf). Sources: webrtc modules/audio_processing/aec3;
+pywebrtc_audio/_webrtc_audio.pyi.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .dsp import Resampler
+
+RATE = 16000  # AEC3's processing rate here (the wake word's rate too)
+FRAME = RATE // 100  # 10 ms: the APM's frame
+MAX_LEAD_MS = 60  # reference kept ahead of the capture; more is dropped, oldest first
+
+
+class EchoCancelUnavailable(RuntimeError):
+    """The AEC3 binding cannot be loaded (not installed, or a 32-bit placeholder)."""
+
+
+class Backend(Protocol):
+    """One AEC3 instance: ``process(near, far)`` on 10 ms int16 frames at 16 kHz."""
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray: ...
+
+
+def pywebrtc_backend(noise_suppression: bool) -> Backend:
+    """pywebrtc-audio's AudioProcessor with AEC3 (and its high-pass filter) on.
+
+    Raises EchoCancelUnavailable when the package cannot be imported."""
+    try:
+        from pywebrtc_audio import AudioProcessor
+    except ImportError as exc:
+        raise EchoCancelUnavailable(
+            f"echo cancellation needs pywebrtc-audio (pip install pywebrtc-audio; "
+            f"64-bit OS only): {exc}"
+        ) from None
+    proc: Backend = AudioProcessor(
+        RATE, 1, echo_cancellation=True, noise_suppression=noise_suppression
+    )
+    return proc
+
+
+@dataclass(frozen=True)
+class EchoStats:
+    """Counters since the canceller was made (16 kHz samples and 10 ms frames)."""
+
+    frames: int  # capture frames processed
+    reference_underruns: int  # capture frames processed against zeros (ring empty)
+    reference_dropped: int  # reference samples cut because the ring led too far
+    lead_ms: float  # reference currently waiting in the ring
+
+
+class EchoCanceller:
+    """AEC3 between a player's reference tap and a microphone.
+
+    ``reference(block, rate)``: int16 mono blocks the player handed the device,
+    any rate, from the player's thread. ``process(block, rate)``: int16 mono mic
+    blocks, from the capture thread; returns int16 mono at 16 kHz (whole 10 ms
+    frames; the rest waits for the next block). One instance lives as long as
+    the daemon: a reopened mic keeps the learned echo path.
+    Raises EchoCancelUnavailable when the binding cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        *,
+        noise_suppression: bool = False,
+        backend: Callable[[bool], Backend] = pywebrtc_backend,
+        max_lead_ms: int = MAX_LEAD_MS,
+    ) -> None:
+        self.rate = RATE
+        self._aec = backend(noise_suppression)
+        self._mic_resamplers: dict[int, Resampler] = {}
+        self._ref_resamplers: dict[int, Resampler] = {}
+        self._max_lead = max(FRAME, max_lead_ms * RATE // 1000)
+        self._lock = threading.Lock()  # the reference ring: player thread vs capture thread
+        self._ring: deque[np.ndarray] = deque()
+        self._ring_len = 0
+        self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
+        self.frames = 0
+        self.reference_underruns = 0
+        self.reference_dropped = 0
+
+    def reference(self, block: np.ndarray, rate: int) -> None:
+        """Queue what the player just handed the device (int16 mono at ``rate``)."""
+        ref = _resampler(self._ref_resamplers, rate).process(np.asarray(block, dtype=np.int16))
+        if len(ref) == 0:
+            return
+        with self._lock:
+            self._ring.append(ref)
+            self._ring_len += len(ref)
+
+    def _take_reference(self) -> np.ndarray:
+        with self._lock:
+            excess = self._ring_len - self._max_lead
+            while excess > 0 and self._ring:  # a backlog would lag the echo: drop it
+                head = self._ring[0]
+                cut = min(excess, len(head))
+                self._ring[0] = head[cut:]
+                if len(self._ring[0]) == 0:
+                    self._ring.popleft()
+                self._ring_len -= cut
+                self.reference_dropped += cut
+                excess -= cut
+            if self._ring_len < FRAME:
+                self.reference_underruns += 1
+                return np.zeros(FRAME, dtype=np.int16)
+            parts: list[np.ndarray] = []
+            need = FRAME
+            while need:
+                head = self._ring[0]
+                take = head[:need]
+                parts.append(take)
+                need -= len(take)
+                if len(take) == len(head):
+                    self._ring.popleft()
+                else:
+                    self._ring[0] = head[len(take) :]
+            self._ring_len -= FRAME
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def process(self, block: np.ndarray, rate: int) -> np.ndarray:
+        """The mic block (int16 mono at ``rate``) with the echo removed: int16 mono at 16 kHz."""
+        mic = _resampler(self._mic_resamplers, rate).process(np.asarray(block, dtype=np.int16))
+        if len(self._mic):
+            mic = np.concatenate((self._mic, mic))
+        whole = len(mic) - len(mic) % FRAME
+        self._mic = mic[whole:]
+        out = np.empty(whole, dtype=np.int16)
+        for start in range(0, whole, FRAME):
+            far = self._take_reference()
+            out[start : start + FRAME] = self._aec.process(mic[start : start + FRAME], far)
+            self.frames += 1
+        return out
+
+    def stats(self) -> EchoStats:
+        with self._lock:
+            lead = self._ring_len * 1000 / RATE
+        return EchoStats(self.frames, self.reference_underruns, self.reference_dropped, lead)
+
+
+def _resampler(cache: dict[int, Resampler], rate: int) -> Resampler:
+    res = cache.get(rate)
+    if res is None:
+        res = cache[rate] = Resampler(rate, RATE)
+    return res
+
+
+def wanted(echo_cancel: str, barge_in: str, hardware_aec: bool) -> bool:
+    """Whether ``audio.echo_cancel`` turns the canceller on: "auto" means on for
+    full duplex (``barge_in = "voice"``) on a board without hardware AEC."""
+    if echo_cancel == "auto":
+        return barge_in == "voice" and not hardware_aec
+    return echo_cancel == "on"
