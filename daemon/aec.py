@@ -103,6 +103,8 @@ class EchoCanceller:
         self._ring: deque[np.ndarray] = deque()
         self._ring_len = 0
         self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
+        # Optional (near, far, out) per 10 ms frame, on the capture thread (echo-test).
+        self.monitor: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         self.frames = 0
         self.reference_underruns = 0
         self.reference_dropped = 0
@@ -155,8 +157,11 @@ class EchoCanceller:
         out = np.empty(whole, dtype=np.int16)
         for start in range(0, whole, FRAME):
             far = self._take_reference()
-            out[start : start + FRAME] = self._aec.process(mic[start : start + FRAME], far)
+            near = mic[start : start + FRAME]
+            out[start : start + FRAME] = self._aec.process(near, far)
             self.frames += 1
+            if self.monitor is not None:
+                self.monitor(near, far, out[start : start + FRAME])
         return out
 
     def stats(self) -> EchoStats:
@@ -178,3 +183,54 @@ def wanted(echo_cancel: str, barge_in: str, hardware_aec: bool) -> bool:
     if echo_cancel == "auto":
         return barge_in == "voice" and not hardware_aec
     return echo_cancel == "on"
+
+
+@dataclass(frozen=True)
+class EchoReport:
+    """What `voicepi echo-test` measured: the echo's delay and level, and how much the
+    canceller took off after it had ``settle_s`` seconds to converge."""
+
+    delay_ms: float  # reference (as handed to the device) to its echo at the mic
+    correlation: float  # 0..1: how clearly the mic heard the reference
+    echo_dbfs: float  # the echo's level at the mic after settling
+    residual_dbfs: float  # what the canceller let through after settling
+    reduction_db: float  # echo_dbfs - residual_dbfs
+
+
+def measure(
+    reference: np.ndarray, mic: np.ndarray, cancelled: np.ndarray, *, settle_s: float = 2.0
+) -> EchoReport:
+    """Compare three aligned 16 kHz int16 streams of one test: what the player handed
+    the device, what the mic heard, and the canceller's output. Only the part after
+    ``settle_s`` where the reference sounds counts for the levels."""
+    n = min(len(reference), len(mic), len(cancelled))
+    ref = reference[:n].astype(np.float64)
+    heard = mic[:n].astype(np.float64)
+    out = cancelled[:n].astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(max(2 * n, 2))))
+    corr = np.fft.irfft(np.fft.rfft(heard, size) * np.conj(np.fft.rfft(ref, size)), size)
+    # Lags from -0.5 s (the reference came after its echo: nothing can cancel that)
+    # to +1 s; corr[-k] is the mic leading the reference by k samples.
+    lags = np.concatenate((np.arange(-min(n, RATE // 2), 0), np.arange(min(n, RATE))))
+    lag = int(lags[int(np.argmax(np.abs(corr[lags])))])
+    a, b = (heard[lag:], ref[: n - lag]) if lag >= 0 else (heard[: n + lag], ref[-lag:])
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    correlation = abs(float(np.dot(a, b))) / denom if denom else 0.0
+    lag = max(lag, 0)  # for the levels below: where the echo can be
+    start = int(settle_s * RATE)
+    frames = [
+        i
+        for i in range(start + lag, n - FRAME, FRAME)
+        if np.mean(ref[i - lag : i - lag + FRAME] ** 2) > 1e4  # the reference sounds (> -50 dBFS)
+    ]
+    delay_ms = float(lags[int(np.argmax(np.abs(corr[lags])))]) * 1000 / RATE
+    if not frames:
+        return EchoReport(delay_ms, correlation, -100.0, -100.0, 0.0)
+    idx = np.concatenate([np.arange(i, i + FRAME) for i in frames])
+    echo = _dbfs(heard[idx])
+    residual = _dbfs(out[idx])
+    return EchoReport(delay_ms, correlation, echo, residual, echo - residual)
+
+
+def _dbfs(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x**2) / 32768.0**2 + 1e-12))

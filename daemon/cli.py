@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "check-config": "Validate the config and print the effective values, secrets redacted.",
     "wakeword": "Score WAV files with the wake word models.",
     "leds": "Walk through every LED pattern on the configured hardware.",
+    "echo-test": "Measure the speaker's echo on the mic and the echo canceller's reduction.",
 }
 
 
