@@ -5,14 +5,19 @@ The player hands every block it gives the speaker device to ``reference()``
 capture path calls ``process()`` with each microphone block, from its audio
 thread, and gets the block with the answer's echo removed, at 16 kHz.
 
-Both streams are resampled to 16 kHz and cut into 10 ms frames; every capture
-frame is processed together with the oldest unused reference frame. The
-reference ring therefore always *leads* the echo (the player renders a block
-before the speaker sounds it, and the mic hears it later still); AEC3 estimates
-the remaining delay itself. A ring longer than ``max_lead_ms`` is cut back to
-it, so a backlog (the player opened long before the mic) cannot make the
-reference lag the echo, which no canceller survives. When the ring is empty the
-frame is processed against zeros. The canceller is never reset between
+Both streams are resampled to 16 kHz and cut into 10 ms frames. Reference
+samples are numbered as they arrive; capture frame k is processed with the
+reference frame at a fixed offset from k, chosen when the first capture frame
+arrives, holding back ``CUSHION_MS`` of reference against callback jitter. The
+reference still *leads* the echo, by the device path less the cushion (the
+player renders a block before the speaker sounds it, and the mic hears it later
+still: 100-130 ms through PulseAudio here, tens of ms on bare ALSA); AEC3
+estimates that delay itself. `voicepi echo-test` reports it. Pairing by sample index, not by arrival, means callback jitter on either
+side costs at most the frames whose reference is late (processed against zeros),
+never a lasting shift of the alignment. When the lowest lead of a
+``RESYNC_WINDOW`` fell below one frame or stayed above ``MAX_LEAD_MS`` (a start-up
+burst, a stalled stream, clock drift between two devices) the offset is moved so
+that it would have been the cushion. The canceller is never reset between
 answers: its filter keeps the room it learned.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
@@ -25,7 +30,6 @@ pywebrtc_audio/_webrtc_audio.pyi.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,7 +40,10 @@ from .dsp import Resampler
 
 RATE = 16000  # AEC3's processing rate here (the wake word's rate too)
 FRAME = RATE // 100  # 10 ms: the APM's frame
-MAX_LEAD_MS = 60  # reference kept ahead of the capture; more is dropped, oldest first
+CUSHION_MS = 20  # reference held back for callback jitter; it must stay below the path delay
+MAX_LEAD_MS = 300  # a longer lead means the alignment was lost: set it again
+RESYNC_WINDOW = 50  # frames (0.5 s) over which the lowest lead is checked
+RING_S = 2  # reference kept, seconds
 
 
 class EchoCancelUnavailable(RuntimeError):
@@ -71,9 +78,9 @@ class EchoStats:
     """Counters since the canceller was made (16 kHz samples and 10 ms frames)."""
 
     frames: int  # capture frames processed
-    reference_underruns: int  # capture frames processed against zeros (ring empty)
-    reference_dropped: int  # reference samples cut because the ring led too far
-    lead_ms: float  # reference currently waiting in the ring
+    reference_underruns: int  # capture frames processed against zeros (reference late)
+    resyncs: int  # times the alignment was moved (lead out of range in a 0.5 s window)
+    lead_ms: float  # reference received and not yet used
 
 
 class EchoCanceller:
@@ -92,60 +99,76 @@ class EchoCanceller:
         *,
         noise_suppression: bool = False,
         backend: Callable[[bool], Backend] = pywebrtc_backend,
-        max_lead_ms: int = MAX_LEAD_MS,
+        cushion_ms: int = CUSHION_MS,
     ) -> None:
         self.rate = RATE
         self._aec = backend(noise_suppression)
         self._mic_resamplers: dict[int, Resampler] = {}
         self._ref_resamplers: dict[int, Resampler] = {}
-        self._max_lead = max(FRAME, max_lead_ms * RATE // 1000)
+        self._cushion = cushion_ms * RATE // 1000
+        self._max_lead = MAX_LEAD_MS * RATE // 1000
         self._lock = threading.Lock()  # the reference ring: player thread vs capture thread
-        self._ring: deque[np.ndarray] = deque()
-        self._ring_len = 0
+        self._ring = np.zeros(RING_S * RATE, dtype=np.int16)
+        self._ref_total = 0  # reference samples received (index one past the newest)
+        self._pos: int | None = None  # index of the next reference frame to use
+        self._low = 1 << 62  # lowest lead in this resync window
+        self._window = 0  # frames into it
         self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
         # Optional (near, far, out) per 10 ms frame, on the capture thread (echo-test).
         self.monitor: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         self.frames = 0
         self.reference_underruns = 0
-        self.reference_dropped = 0
+        self.resyncs = 0
 
     def reference(self, block: np.ndarray, rate: int) -> None:
         """Queue what the player just handed the device (int16 mono at ``rate``)."""
         ref = _resampler(self._ref_resamplers, rate).process(np.asarray(block, dtype=np.int16))
-        if len(ref) == 0:
+        n = len(ref)
+        if n == 0:
             return
+        cap = len(self._ring)
+        if n > cap:
+            ref = ref[-cap:]
         with self._lock:
-            self._ring.append(ref)
-            self._ring_len += len(ref)
+            end = self._ref_total + n
+            first = end - len(ref)
+            pos = first % cap
+            head = min(len(ref), cap - pos)
+            self._ring[pos : pos + head] = ref[:head]
+            self._ring[: len(ref) - head] = ref[head:]
+            self._ref_total = end
+
+    def realign(self) -> None:
+        """Anchor the alignment again at the next capture frame (a reopened mic)."""
+        with self._lock:
+            self._pos = None
 
     def _take_reference(self) -> np.ndarray:
         with self._lock:
-            excess = self._ring_len - self._max_lead
-            while excess > 0 and self._ring:  # a backlog would lag the echo: drop it
-                head = self._ring[0]
-                cut = min(excess, len(head))
-                self._ring[0] = head[cut:]
-                if len(self._ring[0]) == 0:
-                    self._ring.popleft()
-                self._ring_len -= cut
-                self.reference_dropped += cut
-                excess -= cut
-            if self._ring_len < FRAME:
+            total = self._ref_total
+            if self._pos is None:
+                self._pos = max(0, total - self._cushion)
+                self._low, self._window = 1 << 62, 0
+            lead = total - self._pos  # reference received but not yet used
+            self._low = min(self._low, lead)
+            self._window += 1
+            if self._window >= RESYNC_WINDOW:
+                # A window whose lowest lead fell below one frame (reference late) or
+                # stayed above MAX_LEAD_MS: move the alignment so that lowest lead would
+                # have been the cushion. Rare after start-up; AEC3 re-finds the delay.
+                if self._low < FRAME or self._low > self._max_lead:
+                    self._pos = max(0, self._pos + self._low - self._cushion)
+                    self.resyncs += 1
+                    lead = total - self._pos
+                self._low, self._window = 1 << 62, 0
+            pos = self._pos
+            self._pos += FRAME
+            cap = len(self._ring)
+            if lead < FRAME or total - pos > cap:  # not here yet (or long overwritten)
                 self.reference_underruns += 1
                 return np.zeros(FRAME, dtype=np.int16)
-            parts: list[np.ndarray] = []
-            need = FRAME
-            while need:
-                head = self._ring[0]
-                take = head[:need]
-                parts.append(take)
-                need -= len(take)
-                if len(take) == len(head):
-                    self._ring.popleft()
-                else:
-                    self._ring[0] = head[len(take) :]
-            self._ring_len -= FRAME
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+            idx = np.arange(pos, pos + FRAME) % cap
+            return self._ring[idx]
 
     def process(self, block: np.ndarray, rate: int) -> np.ndarray:
         """The mic block (int16 mono at ``rate``) with the echo removed: int16 mono at 16 kHz."""
@@ -166,8 +189,8 @@ class EchoCanceller:
 
     def stats(self) -> EchoStats:
         with self._lock:
-            lead = self._ring_len * 1000 / RATE
-        return EchoStats(self.frames, self.reference_underruns, self.reference_dropped, lead)
+            lead = 0 if self._pos is None else self._ref_total - self._pos
+        return EchoStats(self.frames, self.reference_underruns, self.resyncs, lead * 1000 / RATE)
 
 
 def _resampler(cache: dict[int, Resampler], rate: int) -> Resampler:

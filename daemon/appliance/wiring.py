@@ -101,7 +101,10 @@ def mic_factory(cfg: Config, canceller: aec.EchoCanceller | None = None) -> Call
             silence_timeout=0.0 if is_file else cfg.audio.silence_timeout,
         )
         opened.append(mic)
-        return mic if canceller is None else _CancelledMic(mic)
+        if canceller is None:
+            return mic
+        canceller.realign()  # a new stream: its first block anchors the reference again
+        return _CancelledMic(mic)
 
     return open_mic
 

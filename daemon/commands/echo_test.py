@@ -89,9 +89,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         player.engine.reference_tap = canceller.reference
         try:
+
+            def on_audio(samples: np.ndarray, _index: int) -> None:
+                if rates:  # blocks before open_capture returns are dropped
+                    canceller.process(samples, rates[0])
+
             mic = open_capture(
                 cfg.audio.input,
-                on_audio=lambda s, _i: canceller.process(s, rates[0]) if rates else None,
+                on_audio=on_audio,
                 channels=cfg.audio.input_channels,
                 channel=cfg.audio.input_channel,
                 rate=cfg.audio.input_rate,
@@ -124,11 +129,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"no echo heard (level {report.echo_dbfs:.1f} dBFS): nothing to cancel")
         return 0
     print(f"echo delay: {report.delay_ms:.0f} ms (correlation {report.correlation:.2f})")
-    print(f"echo level: {report.echo_dbfs:.1f} dBFS, after the canceller {report.residual_dbfs:.1f}")
+    print(
+        f"echo level: {report.echo_dbfs:.1f} dBFS, "
+        f"after the canceller {report.residual_dbfs:.1f} dBFS"
+    )
     print(f"echo reduction: {report.reduction_db:.1f} dB after 2 s (WebRTC AEC3)")
     print(
-        f"reference: {stats.reference_underruns} of {stats.frames} frames without one, "
-        f"{stats.reference_dropped * 1000 // aec.RATE} ms dropped as backlog"
+        f"reference: {stats.reference_underruns} of {stats.frames} frames late, "
+        f"{stats.resyncs} resync(s)"
     )
     if report.delay_ms < 0:
         print("the reference reaches the canceller after its echo: it cannot cancel it")
