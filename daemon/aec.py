@@ -12,13 +12,14 @@ arrives, holding back ``CUSHION_MS`` of reference against callback jitter. The
 reference still *leads* the echo, by the device path less the cushion (the
 player renders a block before the speaker sounds it, and the mic hears it later
 still: 100-130 ms through PulseAudio here, tens of ms on bare ALSA); AEC3
-estimates that delay itself. `voicepi echo-test` reports it. Pairing by sample index, not by arrival, means callback jitter on either
-side costs at most the frames whose reference is late (processed against zeros),
-never a lasting shift of the alignment. When the lowest lead of a
-``RESYNC_WINDOW`` fell below one frame or stayed above ``MAX_LEAD_MS`` (a start-up
-burst, a stalled stream, clock drift between two devices) the offset is moved so
-that it would have been the cushion. The canceller is never reset between
-answers: its filter keeps the room it learned.
+estimates that delay itself, and `voicepi echo-test` reports it. Pairing by
+sample index, not by arrival, means callback jitter on either side costs at most
+the frames whose reference is late (processed against zeros), never a lasting
+shift of the alignment. When the lowest lead of a ``RESYNC_WINDOW`` fell below
+one frame or stayed above ``MAX_LEAD_MS`` (a start-up burst, a stalled stream,
+clock drift between two devices) the offset is moved so that it would have been
+the cushion. The canceller is never reset between answers: its filter keeps the
+room it learned.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
 (Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
@@ -29,6 +30,7 @@ pywebrtc_audio/_webrtc_audio.pyi.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +39,8 @@ from typing import Protocol
 import numpy as np
 
 from .dsp import Resampler
+
+log = logging.getLogger(__name__)
 
 RATE = 16000  # AEC3's processing rate here (the wake word's rate too)
 FRAME = RATE // 100  # 10 ms: the APM's frame
@@ -159,6 +163,7 @@ class EchoCanceller:
                 if self._low < FRAME or self._low > self._max_lead:
                     self._pos = max(0, self._pos + self._low - self._cushion)
                     self.resyncs += 1
+                    log.debug("echo reference realigned (lowest lead %d samples)", self._low)
                     lead = total - self._pos
                 self._low, self._window = 1 << 62, 0
             pos = self._pos

@@ -59,7 +59,7 @@ async def test_with_echo_cancel_the_answer_plays_to_its_end_without_speech_start
                 await app.wait_state("listening", 60, after=mark)
             finally:
                 assert await app.stop() == 0
-    assert _speech_over_answer(app, mark) == [], app.summary()
+    assert _speech_over_answer(app, mark) == [], (app.built.echo.stats(), app.summary())
     assert sim.sessions[0].truncates == []
 
 

@@ -37,6 +37,7 @@ class Built:
 
     app: Appliance
     closers: list[Callable[[], None]] = field(default_factory=list)
+    echo: aec.EchoCanceller | None = None  # its stats() for diagnostics and the bench
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -208,7 +209,7 @@ def build(
     holder["app"] = app
     player.tracker = app.speaker_callbacks()
     _button(cfg, app, pin_factory, closers)
-    return Built(app=app, closers=closers)
+    return Built(app=app, closers=closers, echo=canceller)
 
 
 def _leds(
