@@ -15,8 +15,8 @@ still: 100-130 ms through PulseAudio here, tens of ms on bare ALSA); AEC3
 estimates that delay itself, and `voicepi echo-test` reports it. Pairing by
 sample index, not by arrival, means callback jitter on either side costs at most
 the frames whose reference is late (processed against zeros), never a lasting
-shift of the alignment. When the lowest lead of a ``RESYNC_WINDOW`` fell below
-one frame or stayed above ``MAX_LEAD_MS`` (a start-up burst, a stalled stream,
+shift of the alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row
+fell below one frame or stayed above ``MAX_LEAD_MS`` (a start-up burst, a stalled stream,
 clock drift between two devices) the offset is moved so that it would have been
 the cushion. The canceller is never reset between answers: its filter keeps the
 room it learned.
@@ -117,6 +117,7 @@ class EchoCanceller:
         self._pos: int | None = None  # index of the next reference frame to use
         self._low = 1 << 62  # lowest lead in this resync window
         self._window = 0  # frames into it
+        self._bad_windows = 0  # windows in a row whose lowest lead was out of range
         self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
         # Optional (near, far, out) per 10 ms frame, on the capture thread (echo-test).
         self.monitor: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
@@ -152,7 +153,7 @@ class EchoCanceller:
             total = self._ref_total
             if self._pos is None:
                 self._pos = max(0, total - self._cushion)
-                self._low, self._window = 1 << 62, 0
+                self._low, self._window, self._bad_windows = 1 << 62, 0, 0
             lead = total - self._pos  # reference received but not yet used
             self._low = min(self._low, lead)
             self._window += 1
@@ -160,11 +161,16 @@ class EchoCanceller:
                 # A window whose lowest lead fell below one frame (reference late) or
                 # stayed above MAX_LEAD_MS: move the alignment so that lowest lead would
                 # have been the cushion. Rare after start-up; AEC3 re-finds the delay.
-                if self._low < FRAME or self._low > self._max_lead:
+                # Only a second window in a row counts: a capture burst catching up
+                # after a stall recovers by itself, and moving for it would be wrong.
+                bad = self._low < FRAME or self._low > self._max_lead
+                if bad and self._bad_windows >= 1:
                     self._pos = max(0, self._pos + self._low - self._cushion)
                     self.resyncs += 1
                     log.debug("echo reference realigned (lowest lead %d samples)", self._low)
                     lead = total - self._pos
+                    bad = False
+                self._bad_windows = self._bad_windows + 1 if bad else 0
                 self._low, self._window = 1 << 62, 0
             pos = self._pos
             self._pos += FRAME

@@ -19,6 +19,7 @@ MODULES = [
     "tests.bench_daemon",
     "tests.bench_latency",
     "tests.bench_soak",
+    "tests.bench_echo",
 ]
 
 
