@@ -16,7 +16,7 @@ estimates that delay itself, and `voicepi echo-test` reports it. Pairing by
 sample index, not by arrival, means callback jitter on either side costs at most
 the frames whose reference is late (processed against zeros), never a lasting
 shift of the alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row
-fell below one frame or stayed above ``MAX_LEAD_MS`` (a start-up burst, a stalled stream,
+was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a start-up burst, a stalled stream,
 clock drift between two devices) the offset is moved so that it would have been
 the cushion. The canceller is never reset between answers: its filter keeps the
 room it learned.
@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 RATE = 16000  # AEC3's processing rate here (the wake word's rate too)
 FRAME = RATE // 100  # 10 ms: the APM's frame
-CUSHION_MS = 20  # reference held back for callback jitter; it must stay below the path delay
+CUSHION_MS = 40  # reference held back for callback jitter; it must stay below the path delay
 MAX_LEAD_MS = 300  # a longer lead means the alignment was lost: set it again
+LATE_FRAMES_OK = 2  # a window's lowest lead may be this many frames short before a resync
 RESYNC_WINDOW = 50  # frames (0.5 s) over which the lowest lead is checked
 RING_S = 2  # reference kept, seconds
 
@@ -163,7 +164,10 @@ class EchoCanceller:
                 # have been the cushion. Rare after start-up; AEC3 re-finds the delay.
                 # Only a second window in a row counts: a capture burst catching up
                 # after a stall recovers by itself, and moving for it would be wrong.
-                bad = self._low < FRAME or self._low > self._max_lead
+                # A frame or two late now and then is jitter: it costs those frames
+                # only (their echo is heard one path delay later, never three frames
+                # in a row); moving the alignment would cost AEC3 a new delay search.
+                bad = self._low < -LATE_FRAMES_OK * FRAME or self._low > self._max_lead
                 if bad and self._bad_windows >= 1:
                     self._pos = max(0, self._pos + self._low - self._cushion)
                     self.resyncs += 1

@@ -114,7 +114,7 @@ def test_the_user_speaking_over_the_answer_survives_the_canceller() -> None:
 
 def test_a_late_reference_costs_only_its_frames_never_the_alignment() -> None:
     canceller = aec.EchoCanceller()
-    for _ in range(10):  # the player is ahead by 100 ms: the lead is the 80 ms cushion
+    for _ in range(10):  # the player is ahead by 100 ms: the lead becomes the cushion
         canceller.reference(np.zeros(BLOCK // 2, dtype=np.int16), DEV_RATE)
     canceller.process(np.zeros(160, dtype=np.int16), 16000)
     assert canceller.stats().lead_ms == aec.CUSHION_MS - 10

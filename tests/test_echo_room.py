@@ -36,7 +36,11 @@ def _config(url: str, echo_cancel: str) -> Any:
 async def _ask(app: Watched, room: Any) -> int:
     """Wake the device and ask; returns the event mark at the answer's first sample."""
     room.play(SPEECH / "hey_jarvis_then_question.wav")
-    await app.wait_state("speaking", 40)
+    return await _wait_speaking(app)
+
+
+async def _wait_speaking(app: Watched) -> int:
+    await app.wait_state("speaking", 40, after=app.mark())
     return app.mark() - 1
 
 
@@ -51,15 +55,30 @@ def _speech_over_answer(app: Watched, mark: int) -> list[Any]:
 async def test_with_echo_cancel_the_answer_plays_to_its_end_without_speech_started(
     pulse_mic: Any, detector: WakeWordDetector
 ) -> None:
-    async with Simulator(transcripts=[QUESTION], answer=lambda _: LONG_ANSWER) as sim:
+    # On a starved machine the speaker's stream can run dry (an ALSA underrun): the
+    # device plays silence the player never handed it, the reference loses its place
+    # and AEC3 must find the delay again. An answer counts only when its playback had
+    # no underflow; up to three are asked in one session.
+    async with Simulator(transcripts=[QUESTION] * 3, answer=lambda _: LONG_ANSWER) as sim:
         with pulse_mic.room(echo_latency_ms=40):
             app = await start(_config(sim.url, "on"), detector)
+            speaker = app.app.parts.speaker
             try:
-                mark = await _ask(app, pulse_mic)
-                await app.wait_state("listening", 60, after=mark)
+                clean: list[list[Any]] = []
+                starved = 0
+                for ask in ("hey_jarvis_then_question.wav", "question.wav", "question.wav"):
+                    pulse_mic.play(SPEECH / ask)
+                    mark = await _wait_speaking(app)
+                    before = speaker.output_underflows
+                    await app.wait_state("listening", 60, after=mark)
+                    if speaker.output_underflows == before:
+                        clean.append(_speech_over_answer(app, mark))
+                        break
+                    starved += 1
             finally:
                 assert await app.stop() == 0
-    assert _speech_over_answer(app, mark) == [], (app.built.echo.stats(), app.summary())
+    assert clean, f"the speaker ran dry during all {starved} answers (CPU starvation)"
+    assert clean[0] == [], (app.built.echo.stats(), app.summary())
     assert sim.sessions[0].truncates == []
 
 
