@@ -16,10 +16,10 @@ estimates that delay itself, and `voicepi echo-test` reports it. Pairing by
 sample index, not by arrival, means callback jitter on either side costs at most
 the frames whose reference is late (processed against zeros), never a lasting
 shift of the alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row
-was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a start-up burst, a stalled stream,
-clock drift between two devices) the offset is moved so that it would have been
-the cushion. The canceller is never reset between answers: its filter keeps the
-room it learned.
+was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a
+start-up burst, a stalled stream, clock drift between two devices) the offset is
+moved so that it would have been the cushion. The canceller is never reset
+between answers: its filter keeps the room it learned.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
 (Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
