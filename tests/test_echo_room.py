@@ -116,3 +116,39 @@ async def test_without_echo_cancel_the_answer_interrupts_itself(
                 await app.wait(lambda e: isinstance(e, ev.UserStartedSpeaking), 30, after=mark)
             finally:
                 assert await app.stop() == 0
+
+
+def test_echo_test_reports_the_delay_and_the_reduction_in_the_room(
+    pulse_mic: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon.cli import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[audio]\ninput = "pulse"\noutput = "pulse"\n')
+    with pulse_mic.room(echo_latency_ms=40):
+        code = main(["echo-test", "--config", str(cfg), "--seconds", "4", "--min-reduction", "20"])
+    out = capsys.readouterr().out
+    assert "echo delay: " in out and "echo reduction: " in out, out
+    delay = float(out.split("echo delay: ")[1].split(" ms")[0])
+    assert 0 < delay < 500, out  # the reference leads the echo
+    assert code == 0, out
+
+
+def test_echo_test_without_a_room_hears_no_echo(
+    pulse_mic: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon.cli import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[audio]\ninput = "pulse"\noutput = "pulse"\n')
+    assert main(["echo-test", "--config", str(cfg), "--seconds", "3"]) == 0
+    assert "no echo heard" in capsys.readouterr().out
+
+
+def test_echo_cancel_takes_only_auto_on_off() -> None:
+    from daemon import config
+
+    assert config.Config().audio.echo_cancel == "auto"
+    assert config.Config().audio.noise_suppression is False
+    with pytest.raises(config.ConfigError, match=r"^audio\.echo_cancel: "):
+        config.parse({"audio": {"echo_cancel": "maybe"}})
