@@ -177,3 +177,28 @@ def test_the_missing_binding_is_a_one_line_error() -> None:
             sys.modules["pywebrtc_audio"] = saved
         else:
             sys.modules.pop("pywebrtc_audio", None)
+
+
+def test_echo_cancel_on_without_the_binding_is_a_config_error_naming_the_key() -> None:
+    import sys
+
+    from daemon import config
+    from daemon.appliance.wiring import echo_canceller
+
+    cfg = config.parse({"audio": {"echo_cancel": "on", "input": "pulse"}})
+    saved = sys.modules.get("pywebrtc_audio")
+    sys.modules["pywebrtc_audio"] = None  # type: ignore[assignment]
+    try:
+        with pytest.raises(config.ConfigError, match=r"^audio\.echo_cancel: .*pywebrtc-audio"):
+            echo_canceller(cfg)
+        auto = config.parse({"audio": {"input": "pulse"}})
+        assert echo_canceller(auto) is None  # "auto" warns and runs without
+    finally:
+        if saved is not None:
+            sys.modules["pywebrtc_audio"] = saved
+        else:
+            sys.modules.pop("pywebrtc_audio", None)
+    assert echo_canceller(config.parse({"audio": {"input": "file:/x.wav"}})) is None
+    assert echo_canceller(config.parse({"audio": {"input": "pulse"}})) is not None
+    usb = config.parse({"audio": {"input": "pulse"}, "hardware": {"profile": "respeaker-usb-v2"}})
+    assert echo_canceller(usb) is None

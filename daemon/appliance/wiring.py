@@ -21,7 +21,7 @@ import numpy as np
 from .. import aec
 from .. import events as ev
 from ..agents import AgentCallbacks, AgentRuntime
-from ..config import Config
+from ..config import Config, ConfigError
 from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
 from ..wakeword import WakeWordDetector
@@ -113,7 +113,7 @@ def mic_factory(cfg: Config, canceller: aec.EchoCanceller | None = None) -> Call
 def echo_canceller(cfg: Config) -> aec.EchoCanceller | None:
     """The canceller ``audio.echo_cancel`` asks for, or None. "auto" stays off for a WAV
     file mic (nothing echoes into a file) and, without the binding, warns and runs
-    without; "on" without the binding raises EchoCancelUnavailable."""
+    without; "on" without the binding raises ConfigError (exit 78)."""
     from hw.audio import file_path
     from hw.profiles import PROFILES
 
@@ -126,8 +126,8 @@ def echo_canceller(cfg: Config) -> aec.EchoCanceller | None:
     try:
         canceller = aec.EchoCanceller(noise_suppression=audio.noise_suppression)
     except aec.EchoCancelUnavailable as exc:
-        if audio.echo_cancel == "on":
-            raise
+        if audio.echo_cancel == "on":  # asked for by name: exit 78, no restart loop
+            raise ConfigError("audio.echo_cancel", str(exc)) from None
         log.warning("%s; the answer's echo may interrupt it", exc)
         return None
     log.info("echo cancellation on (WebRTC AEC3)")
