@@ -19,7 +19,10 @@ shift of the alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row
 was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a
 start-up burst, a stalled stream, clock drift between two devices) the offset is
 moved so that it would have been the cushion. The canceller is never reset
-between answers: its filter keeps the room it learned.
+between answers: its filter keeps the room it learned. Until AEC3 has heard
+``WARMUP_FRAMES`` of sounding reference (after start-up or a realignment) the mic
+is muted while the speaker sounds: the first 0.2-0.5 s of the first answer would
+otherwise leak through while AEC3 searches for the delay.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
 (Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
@@ -49,6 +52,9 @@ MAX_LEAD_MS = 300  # a longer lead means the alignment was lost: set it again
 LATE_FRAMES_OK = 2  # a window's lowest lead may be this many frames short before a resync
 RESYNC_WINDOW = 50  # frames (0.5 s) over which the lowest lead is checked
 RING_S = 2  # reference kept, seconds
+WARMUP_FRAMES = 100  # sounding reference frames (1 s) AEC3 hears before the mic passes
+ACTIVE_REF = 100.0**2  # mean square of a sounding reference frame (-50 dBFS)
+HOLD_FRAMES = 30  # muting outlasts the last sounding frame by the echo's delay and tail
 
 
 class EchoCancelUnavailable(RuntimeError):
@@ -85,6 +91,7 @@ class EchoStats:
     frames: int  # capture frames processed
     reference_underruns: int  # capture frames processed against zeros (reference late)
     resyncs: int  # times the alignment was moved (lead out of range in a 0.5 s window)
+    muted_frames: int  # frames muted while AEC3 learned the echo path (warm-up)
     lead_ms: float  # reference received and not yet used
 
 
@@ -125,6 +132,9 @@ class EchoCanceller:
         self.frames = 0
         self.reference_underruns = 0
         self.resyncs = 0
+        self._warm = 0  # sounding reference frames heard since start-up or a realignment
+        self._hold = 0  # frames the warm-up mute still lasts
+        self.muted_frames = 0  # frames silenced while AEC3 was still learning the echo path
 
     def reference(self, block: np.ndarray, rate: int) -> None:
         """Queue what the player just handed the device (int16 mono at ``rate``)."""
@@ -171,6 +181,7 @@ class EchoCanceller:
                 if bad and self._bad_windows >= 1:
                     self._pos = max(0, self._pos + self._low - self._cushion)
                     self.resyncs += 1
+                    self._warm = 0  # AEC3 must find the new delay: mute the echo meanwhile
                     log.debug("echo reference realigned (lowest lead %d samples)", self._low)
                     lead = total - self._pos
                     bad = False
@@ -196,7 +207,19 @@ class EchoCanceller:
         for start in range(0, whole, FRAME):
             far = self._take_reference()
             near = mic[start : start + FRAME]
-            out[start : start + FRAME] = self._aec.process(near, far)
+            cleaned = self._aec.process(near, far)
+            if self._warm < WARMUP_FRAMES:
+                # AEC3 has not yet found the echo's delay (about the first 0.2-0.5 s of
+                # sound it ever hears): the first answer would interrupt itself. Half
+                # duplex for that one second of sound (plus the echo's tail), once.
+                if np.mean(far.astype(np.float32) ** 2) > ACTIVE_REF:
+                    self._warm += 1
+                    self._hold = HOLD_FRAMES
+                if self._hold > 0:
+                    self._hold -= 1
+                    self.muted_frames += 1
+                    cleaned = np.zeros(FRAME, dtype=np.int16)
+            out[start : start + FRAME] = cleaned
             self.frames += 1
             if self.monitor is not None:
                 self.monitor(near, far, out[start : start + FRAME])
@@ -205,7 +228,10 @@ class EchoCanceller:
     def stats(self) -> EchoStats:
         with self._lock:
             lead = 0 if self._pos is None else self._ref_total - self._pos
-        return EchoStats(self.frames, self.reference_underruns, self.resyncs, lead * 1000 / RATE)
+        lead_ms = lead * 1000 / RATE
+        return EchoStats(
+            self.frames, self.reference_underruns, self.resyncs, self.muted_frames, lead_ms
+        )
 
 
 def _resampler(cache: dict[int, Resampler], rate: int) -> Resampler:

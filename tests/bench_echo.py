@@ -77,6 +77,9 @@ async def _answers(pulse: Any, det: Any, echo_cancel: str, n: int, user: bool) -
                         e for _, e in app.events[mark:] if isinstance(e, ev.AudioInterrupted)
                     ]
                     result["answers"] += 1
+                    result.setdefault("played_ms", []).append(
+                        interrupted[0].played_ms if interrupted else None
+                    )
                     # Before 1.5 s, or with nobody talking, an interruption is the echo.
                     if interrupted and (not user or interrupted[0].played_ms < 1500):
                         result["self"] += 1

@@ -94,6 +94,15 @@ def test_echo_is_reduced_by_30_db_after_two_seconds(delay_ms: int) -> None:
     assert canceller.stats().reference_underruns == 0
 
 
+def test_the_mic_is_muted_while_aec3_hears_its_first_second_of_sound_only() -> None:
+    canceller = aec.EchoCanceller()
+    heard, out = _run_room(canceller, 4.0, delay_ms=40)
+    assert canceller.stats().muted_frames >= aec.WARMUP_FRAMES
+    first = int(np.argmax(np.abs(heard) > 0))  # the echo's first sample
+    assert not out[first : first + 8000].any()  # nothing leaks while AEC3 converges
+    assert out[first + 24000 :].any()  # later the mic passes (the residual is not zero)
+
+
 def test_a_reference_backlog_from_before_the_mic_opened_cannot_lag_the_echo() -> None:
     canceller = aec.EchoCanceller()
     heard, out = _run_room(canceller, 6.0, delay_ms=40, preplay_blocks=250)  # 5 s of silence
