@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "wakeword": "Score WAV files with the wake word models.",
     "leds": "Walk through every LED pattern on the configured hardware.",
     "sounds": "Play the wake, end and error sounds on the configured speaker.",
+    "echo-test": "Measure the speaker's echo on the mic and the echo canceller's reduction.",
 }
 
 

@@ -158,7 +158,17 @@ class AudioConfig:
     volume: int = opt(80, min=0, max=100, doc="Playback volume, percent.")
     barge_in: Literal["voice", "button", "gate"] = opt(
         "voice",
-        doc='"voice" (hardware AEC), "button" (half duplex) or "gate" (louder than playback).',
+        doc='"voice" (hardware AEC or audio.echo_cancel), "button" (half duplex) or "gate" '
+        "(louder than playback).",
+    )
+    echo_cancel: Literal["auto", "on", "off"] = opt(
+        "auto",
+        doc='In-process echo cancellation (WebRTC AEC3) of the answer on the mic; "auto" = on '
+        'when barge_in = "voice" and the board profile has no hardware AEC.',
+    )
+    noise_suppression: bool = opt(
+        False,
+        doc="The canceller's noise suppression (it also dims the user's voice over the answer).",
     )
     gate_margin_db: float = opt(
         10.0, min=0.0, max=60.0, doc='"gate": how much louder than playback the mic must be.'

@@ -29,6 +29,7 @@ class Profile:
     audio: dict[str, Any]
     leds: dict[str, Any]
     button: dict[str, Any]
+    hardware_aec: bool = False  # the board cancels the speaker's echo itself
 
 
 PROFILES: dict[str, Profile] = {
@@ -54,6 +55,7 @@ PROFILES: dict[str, Profile] = {
         },
         leds={"driver": "none"},
         button={},
+        hardware_aec=True,
     ),
     "aiy-voice-hat": Profile(
         audio={"input": "googlevoicehat", "input_channels": 2, "input_channel": 0},

@@ -23,6 +23,7 @@ MODULES = [
     "tests.bench_liveness",
     "tests.bench_sounds",
     "tests.bench_tools",
+    "tests.bench_echo",
 ]
 
 

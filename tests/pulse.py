@@ -350,6 +350,42 @@ class PulseServer:
             if self.running:
                 self._pactl("set-default-source", "mic", check=False)
 
+    @contextlib.contextmanager
+    def room(self, *, echo_latency_ms: int = 40, echo_volume: int = 100) -> Iterator[str]:
+        """A room where the speaker is heard: null sink ``room`` mixes the speaker's
+        output (module-loopback from ``speaker.monitor``, ``echo_latency_ms`` late,
+        at ``echo_volume`` percent) with the ``mic`` pipe source (the user); its
+        monitor is the default source for a while. Yields the source's name."""
+        modules = [
+            self.pactl("load-module", "module-null-sink", "sink_name=room").strip(),
+        ]
+        try:
+            for source, latency in (("speaker.monitor", echo_latency_ms), ("mic", 10)):
+                modules.append(
+                    self.pactl(
+                        "load-module",
+                        "module-loopback",
+                        f"source={source}",
+                        "sink=room",
+                        f"latency_msec={latency}",
+                        "source_dont_move=true",
+                        "sink_dont_move=true",
+                    ).strip()
+                )
+            index = ""
+            for line in self.pactl("list", "sink-inputs").splitlines():
+                line = line.strip()
+                if line.startswith("Sink Input #"):
+                    index = line.removeprefix("Sink Input #")
+                elif line == f"Owner Module: {modules[1]}":
+                    self.pactl("set-sink-input-volume", index, f"{echo_volume}%")
+            with self.default_source("room.monitor"):
+                yield "room.monitor"
+        finally:
+            for module in reversed(modules):
+                if self.running:
+                    self._pactl("unload-module", module, check=False)
+
     def _start_feeder(self) -> None:
         self._feeder = Feeder(self.fifo, self.root, rate=MIC_RATE, channels=1)
 

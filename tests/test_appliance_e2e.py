@@ -157,7 +157,10 @@ async def test_barge_in_silences_the_speaker_and_truncates_at_what_was_played(
     async with Simulator(
         transcripts=[QUESTION], answer=lambda _: long_answer, speech=_continuous_tone
     ) as s:
-        app = await start(appliance_config(s.url), detector)
+        # The pipe mic never hears this speaker, and under a pure-tone reference AEC3
+        # suppresses all near-end speech: the canceller's own barge-in is test_echo_room's.
+        cfg = appliance_config(s.url, audio={"echo_cancel": "off"})
+        app = await start(cfg, detector)
         try:
             rec = mic.record()
             mic.play(SPEECH / "hey_jarvis_then_question.wav")

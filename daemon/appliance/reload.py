@@ -23,6 +23,8 @@ RESTART_ONLY = (
     "audio.output_rate",
     "audio.block_ms",
     "audio.jitter_ms",
+    "audio.echo_cancel",  # the canceller sits between the open devices
+    "audio.noise_suppression",
     "wakeword",
     "gpio",
     "hardware",

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import aec
 from .. import events as ev
 from ..agents import AgentCallbacks, AgentRuntime
-from ..config import Config, RealtimeConfig
+from ..config import Config, ConfigError, RealtimeConfig
 from ..realtime.liveness import LivenessBounds
 from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
@@ -39,6 +40,7 @@ class Built:
 
     app: Appliance
     closers: list[Callable[[], None]] = field(default_factory=list)
+    echo: aec.EchoCanceller | None = None  # its stats() for diagnostics and the bench
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -68,7 +70,20 @@ class QuietNotifier:
 MIC_BLOCK_MS = 80
 
 
-def mic_factory(cfg: Config) -> Callable[..., Mic]:
+class _CancelledMic:
+    """A capture whose blocks went through the echo canceller: 16 kHz from here on."""
+
+    def __init__(self, mic: Mic) -> None:
+        self._mic = mic
+        self.rate = aec.RATE
+
+    def close(self) -> None:
+        self._mic.close()
+
+
+def mic_factory(cfg: Config, canceller: aec.EchoCanceller | None = None) -> Callable[..., Mic]:
+    """Opens the configured capture; with ``canceller`` every block is echo-cancelled
+    on the capture thread, before the pre-roll, the wake word and the session."""
     from hw.audio import file_path, open_capture
 
     is_file = file_path(cfg.audio.input) is not None
@@ -76,9 +91,17 @@ def mic_factory(cfg: Config) -> Callable[..., Mic]:
     def open_mic(
         on_audio: Callable[[np.ndarray], None], on_error: Callable[[BaseException], None]
     ) -> Mic:
-        return open_capture(
+        opened: list[Mic] = []  # the capture's rate is known once open_capture returns
+
+        def deliver(samples: np.ndarray, _index: int) -> None:
+            if canceller is None:
+                on_audio(samples)
+            elif opened:  # blocks before that (a few ms at start-up) are dropped
+                on_audio(canceller.process(samples, opened[0].rate))
+
+        mic: Mic = open_capture(
             cfg.audio.input,
-            on_audio=lambda samples, _index: on_audio(samples),
+            on_audio=deliver,
             on_error=on_error,
             channels=cfg.audio.input_channels,
             channel=cfg.audio.input_channel,
@@ -87,6 +110,11 @@ def mic_factory(cfg: Config) -> Callable[..., Mic]:
             # A file's trailing silence is exact zeros by design.
             silence_timeout=0.0 if is_file else cfg.audio.silence_timeout,
         )
+        opened.append(mic)
+        if canceller is None:
+            return mic
+        canceller.realign()  # a new stream: its first block anchors the reference again
+        return _CancelledMic(mic)
 
     return open_mic
 
@@ -155,6 +183,30 @@ async def open_speaker(
         return player
 
 
+def echo_canceller(cfg: Config) -> aec.EchoCanceller | None:
+    """The canceller ``audio.echo_cancel`` asks for, or None. "auto" stays off for a WAV
+    file mic (nothing echoes into a file) and, without the binding, warns and runs
+    without; "on" without the binding raises ConfigError (exit 78)."""
+    from hw.audio import file_path
+    from hw.profiles import PROFILES
+
+    audio = cfg.audio
+    hardware_aec = PROFILES[cfg.hardware.profile].hardware_aec
+    if not aec.wanted(audio.echo_cancel, audio.barge_in, hardware_aec):
+        return None
+    if audio.echo_cancel == "auto" and file_path(audio.input) is not None:
+        return None
+    try:
+        canceller = aec.EchoCanceller(noise_suppression=audio.noise_suppression)
+    except aec.EchoCancelUnavailable as exc:
+        if audio.echo_cancel == "on":  # asked for by name: exit 78, no restart loop
+            raise ConfigError("audio.echo_cancel", str(exc)) from None
+        log.warning("%s; the answer's echo may interrupt it", exc)
+        return None
+    log.info("echo cancellation on (WebRTC AEC3)")
+    return canceller
+
+
 def build(
     cfg: Config,
     *,
@@ -190,6 +242,9 @@ def build(
             volume=cfg.audio.volume,
         )
     closers.append(player.close)
+    canceller = echo_canceller(cfg)
+    if canceller is not None:
+        player.engine.reference_tap = canceller.reference
 
     holder: dict[str, Appliance] = {}
     agents = AgentRuntime.from_config(
@@ -220,7 +275,7 @@ def build(
 
     leds, led_pattern = _leds(cfg, lambda: holder["app"].cfg, pin_factory, closers)
     parts = Parts(
-        open_mic=mic_factory(cfg),
+        open_mic=mic_factory(cfg, canceller),
         speaker=player,
         detector=detector,
         new_session=new_session,
@@ -238,7 +293,7 @@ def build(
     holder["app"] = app
     player.tracker = app.speaker_callbacks()
     _button(cfg, app, pin_factory, closers)
-    return Built(app=app, closers=closers)
+    return Built(app=app, closers=closers, echo=canceller)
 
 
 def _leds(

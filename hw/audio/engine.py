@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,6 +81,9 @@ class PlaybackEngine:
         self.jitter_frames = max(0, int(jitter_ms * device_rate // 1000))
         self.fade_frames = max(1, int(fade_ms * device_rate / 1000))
         self.tracker = tracker
+        # Called with every rendered block and the device rate (the echo canceller's
+        # reference: what the device really got). Audio thread: must be quick.
+        self.reference_tap: Callable[[np.ndarray, int], None] | None = None
         self._resampler = (
             Resampler(source_rate, device_rate) if source_rate != device_rate else None
         )
@@ -251,6 +255,7 @@ class PlaybackEngine:
             self.frames_rendered += frames
         block = float_to_int16(out)
         self._level = rms_dbfs(block)
+        self._tap(block)
         self._dispatch(events)
         return block
 
@@ -320,6 +325,16 @@ class PlaybackEngine:
         # Ramp across the block: an instant gain step would click.
         out *= np.linspace(self._gain, self._target_gain, len(out), dtype=np.float32)
         self._gain = self._target_gain
+
+    def _tap(self, block: np.ndarray) -> None:
+        tap = self.reference_tap
+        if tap is None:
+            return
+        try:
+            tap(block, self.device_rate)
+        except Exception as exc:  # a broken canceller must not silence the speaker
+            self.reference_tap = None
+            log.error("playback reference tap failed, echo reference off: %s", exc)
 
     def _dispatch(self, events: list[tuple[str, tuple[object, ...]]]) -> None:
         tracker = self.tracker

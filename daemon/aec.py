@@ -1,0 +1,300 @@
+"""In-process acoustic echo cancellation (WebRTC AEC3) for a plain microphone.
+
+The player hands every block it gives the speaker device to ``reference()``
+(after volume and fades; zeros while silent), from its audio thread. The
+capture path calls ``process()`` with each microphone block, from its audio
+thread, and gets the block with the answer's echo removed, at 16 kHz.
+
+Both streams are resampled to 16 kHz and cut into 10 ms frames. Reference
+samples are numbered as they arrive; capture frame k is processed with the
+reference frame at a fixed offset from k, chosen when the first capture frame
+arrives, holding back ``CUSHION_MS`` of reference against callback jitter. The
+reference still *leads* the echo, by the device path less the cushion (the
+player renders a block before the speaker sounds it, and the mic hears it later
+still: 100-130 ms through PulseAudio here, tens of ms on bare ALSA); AEC3
+estimates that delay itself, and `voicepi echo-test` reports it. Pairing by
+sample index, not by arrival, means callback jitter on either side costs at most
+the frames whose reference is late (processed against zeros), never a lasting
+shift of the alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row
+was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a
+start-up burst, a stalled stream, clock drift between two devices) the offset is
+moved so that it would have been the cushion. The canceller is never reset
+between answers: its filter keeps the room it learned. Until AEC3 has heard
+``WARMUP_FRAMES`` of sounding reference (after start-up or a realignment) the mic
+is muted while the speaker sounds: the first 0.2-0.5 s of the first answer would
+otherwise leak through while AEC3 searches for the delay.
+
+The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
+(Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
+AudioProcessingModule, which gave the same figures in the issue's study at
+10.6 MB plus protobuf). Sources: webrtc modules/audio_processing/aec3;
+pywebrtc_audio/_webrtc_audio.pyi.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .dsp import Resampler
+
+log = logging.getLogger(__name__)
+
+RATE = 16000  # AEC3's processing rate here (the wake word's rate too)
+FRAME = RATE // 100  # 10 ms: the APM's frame
+CUSHION_MS = 40  # reference held back for callback jitter; it must stay below the path delay
+MAX_LEAD_MS = 300  # a longer lead means the alignment was lost: set it again
+LATE_FRAMES_OK = 2  # a window's lowest lead may be this many frames short before a resync
+RESYNC_WINDOW = 50  # frames (0.5 s) over which the lowest lead is checked
+RING_S = 2  # reference kept, seconds
+WARMUP_FRAMES = 100  # sounding reference frames (1 s) AEC3 hears before the mic passes
+ACTIVE_REF = 100.0**2  # mean square of a sounding reference frame (-50 dBFS)
+HOLD_FRAMES = 30  # muting outlasts the last sounding frame by the echo's delay and tail
+
+
+class EchoCancelUnavailable(RuntimeError):
+    """The AEC3 binding cannot be loaded (not installed, or a 32-bit placeholder)."""
+
+
+class Backend(Protocol):
+    """One AEC3 instance: ``process(near, far)`` on 10 ms int16 frames at 16 kHz."""
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray: ...
+
+
+def pywebrtc_backend(noise_suppression: bool) -> Backend:
+    """pywebrtc-audio's AudioProcessor with AEC3 (and its high-pass filter) on.
+
+    Raises EchoCancelUnavailable when the package cannot be imported."""
+    try:
+        from pywebrtc_audio import AudioProcessor
+    except ImportError as exc:
+        raise EchoCancelUnavailable(
+            f"echo cancellation needs pywebrtc-audio (pip install pywebrtc-audio; "
+            f"64-bit OS only): {exc}"
+        ) from None
+    proc: Backend = AudioProcessor(
+        RATE, 1, echo_cancellation=True, noise_suppression=noise_suppression
+    )
+    return proc
+
+
+@dataclass(frozen=True)
+class EchoStats:
+    """Counters since the canceller was made (16 kHz samples and 10 ms frames)."""
+
+    frames: int  # capture frames processed
+    reference_underruns: int  # capture frames processed against zeros (reference late)
+    resyncs: int  # times the alignment was moved (lead out of range in a 0.5 s window)
+    muted_frames: int  # frames muted while AEC3 learned the echo path (warm-up)
+    lead_ms: float  # reference received and not yet used
+
+
+class EchoCanceller:
+    """AEC3 between a player's reference tap and a microphone.
+
+    ``reference(block, rate)``: int16 mono blocks the player handed the device,
+    any rate, from the player's thread. ``process(block, rate)``: int16 mono mic
+    blocks, from the capture thread; returns int16 mono at 16 kHz (whole 10 ms
+    frames; the rest waits for the next block). One instance lives as long as
+    the daemon: a reopened mic keeps the learned echo path.
+    Raises EchoCancelUnavailable when the binding cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        *,
+        noise_suppression: bool = False,
+        backend: Callable[[bool], Backend] = pywebrtc_backend,
+        cushion_ms: int = CUSHION_MS,
+    ) -> None:
+        self.rate = RATE
+        self._aec = backend(noise_suppression)
+        self._mic_resamplers: dict[int, Resampler] = {}
+        self._ref_resamplers: dict[int, Resampler] = {}
+        self._cushion = cushion_ms * RATE // 1000
+        self._max_lead = MAX_LEAD_MS * RATE // 1000
+        self._lock = threading.Lock()  # the reference ring: player thread vs capture thread
+        self._ring = np.zeros(RING_S * RATE, dtype=np.int16)
+        self._ref_total = 0  # reference samples received (index one past the newest)
+        self._pos: int | None = None  # index of the next reference frame to use
+        self._low = 1 << 62  # lowest lead in this resync window
+        self._window = 0  # frames into it
+        self._bad_windows = 0  # windows in a row whose lowest lead was out of range
+        self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
+        # Optional (near, far, out) per 10 ms frame, on the capture thread (echo-test).
+        self.monitor: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+        self.frames = 0
+        self.reference_underruns = 0
+        self.resyncs = 0
+        self._warm = 0  # sounding reference frames heard since start-up or a realignment
+        self._hold = 0  # frames the warm-up mute still lasts
+        self.muted_frames = 0  # frames silenced while AEC3 was still learning the echo path
+
+    def reference(self, block: np.ndarray, rate: int) -> None:
+        """Queue what the player just handed the device (int16 mono at ``rate``)."""
+        ref = _resampler(self._ref_resamplers, rate).process(np.asarray(block, dtype=np.int16))
+        n = len(ref)
+        if n == 0:
+            return
+        cap = len(self._ring)
+        if n > cap:
+            ref = ref[-cap:]
+        with self._lock:
+            end = self._ref_total + n
+            first = end - len(ref)
+            pos = first % cap
+            head = min(len(ref), cap - pos)
+            self._ring[pos : pos + head] = ref[:head]
+            self._ring[: len(ref) - head] = ref[head:]
+            self._ref_total = end
+
+    def realign(self) -> None:
+        """Anchor the alignment again at the next capture frame (a reopened mic)."""
+        with self._lock:
+            self._pos = None
+
+    def _take_reference(self) -> np.ndarray:
+        with self._lock:
+            total = self._ref_total
+            if self._pos is None:
+                self._pos = max(0, total - self._cushion)
+                self._low, self._window, self._bad_windows = 1 << 62, 0, 0
+            lead = total - self._pos  # reference received but not yet used
+            self._low = min(self._low, lead)
+            self._window += 1
+            if self._window >= RESYNC_WINDOW:
+                # A window whose lowest lead fell below one frame (reference late) or
+                # stayed above MAX_LEAD_MS: move the alignment so that lowest lead would
+                # have been the cushion. Rare after start-up; AEC3 re-finds the delay.
+                # Only a second window in a row counts: a capture burst catching up
+                # after a stall recovers by itself, and moving for it would be wrong.
+                # A frame or two late now and then is jitter: it costs those frames
+                # only (their echo is heard one path delay later, never three frames
+                # in a row); moving the alignment would cost AEC3 a new delay search.
+                bad = self._low < -LATE_FRAMES_OK * FRAME or self._low > self._max_lead
+                if bad and self._bad_windows >= 1:
+                    self._pos = max(0, self._pos + self._low - self._cushion)
+                    self.resyncs += 1
+                    self._warm = 0  # AEC3 must find the new delay: mute the echo meanwhile
+                    log.debug("echo reference realigned (lowest lead %d samples)", self._low)
+                    lead = total - self._pos
+                    bad = False
+                self._bad_windows = self._bad_windows + 1 if bad else 0
+                self._low, self._window = 1 << 62, 0
+            pos = self._pos
+            self._pos += FRAME
+            cap = len(self._ring)
+            if lead < FRAME or total - pos > cap:  # not here yet (or long overwritten)
+                self.reference_underruns += 1
+                return np.zeros(FRAME, dtype=np.int16)
+            idx = np.arange(pos, pos + FRAME) % cap
+            return self._ring[idx]
+
+    def process(self, block: np.ndarray, rate: int) -> np.ndarray:
+        """The mic block (int16 mono at ``rate``) with the echo removed: int16 mono at 16 kHz."""
+        mic = _resampler(self._mic_resamplers, rate).process(np.asarray(block, dtype=np.int16))
+        if len(self._mic):
+            mic = np.concatenate((self._mic, mic))
+        whole = len(mic) - len(mic) % FRAME
+        self._mic = mic[whole:]
+        out = np.empty(whole, dtype=np.int16)
+        for start in range(0, whole, FRAME):
+            far = self._take_reference()
+            near = mic[start : start + FRAME]
+            cleaned = self._aec.process(near, far)
+            if self._warm < WARMUP_FRAMES:
+                # AEC3 has not yet found the echo's delay (about the first 0.2-0.5 s of
+                # sound it ever hears): the first answer would interrupt itself. Half
+                # duplex for that one second of sound (plus the echo's tail), once.
+                if np.mean(far.astype(np.float32) ** 2) > ACTIVE_REF:
+                    self._warm += 1
+                    self._hold = HOLD_FRAMES
+                if self._hold > 0:
+                    self._hold -= 1
+                    self.muted_frames += 1
+                    cleaned = np.zeros(FRAME, dtype=np.int16)
+            out[start : start + FRAME] = cleaned
+            self.frames += 1
+            if self.monitor is not None:
+                self.monitor(near, far, out[start : start + FRAME])
+        return out
+
+    def stats(self) -> EchoStats:
+        with self._lock:
+            lead = 0 if self._pos is None else self._ref_total - self._pos
+        lead_ms = lead * 1000 / RATE
+        return EchoStats(
+            self.frames, self.reference_underruns, self.resyncs, self.muted_frames, lead_ms
+        )
+
+
+def _resampler(cache: dict[int, Resampler], rate: int) -> Resampler:
+    res = cache.get(rate)
+    if res is None:
+        res = cache[rate] = Resampler(rate, RATE)
+    return res
+
+
+def wanted(echo_cancel: str, barge_in: str, hardware_aec: bool) -> bool:
+    """Whether ``audio.echo_cancel`` turns the canceller on: "auto" means on for
+    full duplex (``barge_in = "voice"``) on a board without hardware AEC."""
+    if echo_cancel == "auto":
+        return barge_in == "voice" and not hardware_aec
+    return echo_cancel == "on"
+
+
+@dataclass(frozen=True)
+class EchoReport:
+    """What `voicepi echo-test` measured: the echo's delay and level, and how much the
+    canceller took off after it had ``settle_s`` seconds to converge."""
+
+    delay_ms: float  # reference (as handed to the device) to its echo at the mic
+    correlation: float  # 0..1: how clearly the mic heard the reference
+    echo_dbfs: float  # the echo's level at the mic after settling
+    residual_dbfs: float  # what the canceller let through after settling
+    reduction_db: float  # echo_dbfs - residual_dbfs
+
+
+def measure(
+    reference: np.ndarray, mic: np.ndarray, cancelled: np.ndarray, *, settle_s: float = 2.0
+) -> EchoReport:
+    """Compare three aligned 16 kHz int16 streams of one test: what the player handed
+    the device, what the mic heard, and the canceller's output. Only the part after
+    ``settle_s`` where the reference sounds counts for the levels."""
+    n = min(len(reference), len(mic), len(cancelled))
+    ref = reference[:n].astype(np.float64)
+    heard = mic[:n].astype(np.float64)
+    out = cancelled[:n].astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(max(2 * n, 2))))
+    corr = np.fft.irfft(np.fft.rfft(heard, size) * np.conj(np.fft.rfft(ref, size)), size)
+    # Lags from -0.5 s (the reference came after its echo: nothing can cancel that)
+    # to +1 s; corr[-k] is the mic leading the reference by k samples.
+    lags = np.concatenate((np.arange(-min(n, RATE // 2), 0), np.arange(min(n, RATE))))
+    lag = int(lags[int(np.argmax(np.abs(corr[lags])))])
+    a, b = (heard[lag:], ref[: n - lag]) if lag >= 0 else (heard[: n + lag], ref[-lag:])
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    correlation = abs(float(np.dot(a, b))) / denom if denom else 0.0
+    lag = max(lag, 0)  # for the levels below: where the echo can be
+    start = int(settle_s * RATE)
+    frames = [
+        i
+        for i in range(start + lag, n - FRAME, FRAME)
+        if np.mean(ref[i - lag : i - lag + FRAME] ** 2) > 1e4  # the reference sounds (> -50 dBFS)
+    ]
+    delay_ms = float(lags[int(np.argmax(np.abs(corr[lags])))]) * 1000 / RATE
+    if not frames:
+        return EchoReport(delay_ms, correlation, -100.0, -100.0, 0.0)
+    idx = np.concatenate([np.arange(i, i + FRAME) for i in frames])
+    echo = _dbfs(heard[idx])
+    residual = _dbfs(out[idx])
+    return EchoReport(delay_ms, correlation, echo, residual, echo - residual)
+
+
+def _dbfs(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x**2) / 32768.0**2 + 1e-12))

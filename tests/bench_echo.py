@@ -1,0 +1,131 @@
+"""Echo cancellation figures (issue #12): the canceller's CPU per audio second and echo
+reduction in a simulated room, and the real appliance in the PulseAudio room (speaker
+looped into the mic 40 ms late) against the simulator's energy VAD: self-interruptions
+over answers nobody talks over, and the user's "stop" 2 s into answers."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daemon import aec, config
+from daemon import events as ev
+from tests.bench import Row, bench
+
+ANSWERS = 20
+OFF_ANSWERS = 3  # the baseline without the canceller: every answer interrupts itself
+
+
+@bench
+def echo_canceller_cpu() -> list[Row]:
+    from tests.test_aec import _run_room
+
+    canceller = aec.EchoCanceller()
+    heard, out = _run_room(canceller, 10.0, delay_ms=40)
+    reduction = 10 * np.log10(
+        np.mean(heard[32000:].astype(float) ** 2) / (np.mean(out[32000:].astype(float) ** 2) + 1e-9)
+    )
+    # CPU of the canceller alone: the same 10 s again through a fresh one.
+    ref = np.zeros(480, dtype=np.int16)
+    fresh = aec.EchoCanceller()
+    start = time.process_time()
+    for i in range(0, len(heard), 320):
+        fresh.reference(ref, 24000)
+        fresh.process(heard[i : i + 320], 16000)
+    cpu = (time.process_time() - start) / (len(heard) / 16000)
+    return [
+        Row("echo: AEC3 CPU per audio second (pywebrtc-audio, x86)", cpu, "s/s"),
+        Row("echo: reduction after 2 s, simulated room 40 ms", float(reduction), "dB"),
+    ]
+
+
+async def _answers(pulse: Any, det: Any, echo_cancel: str, n: int, user: bool) -> dict[str, Any]:
+    from daemon.realtime.simulator import Simulator
+    from hw.audio.files import load_mono
+    from tests.appliance_harness import SPEECH, start
+    from tests.test_echo_room import LONG_ANSWER, QUESTION, _config
+
+    stop, _ = load_mono(SPEECH / "stop.wav", rate=16000)
+    late_stop = np.concatenate((np.zeros(2 * 16000, dtype=np.int16), stop))
+    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    result = {"self": 0, "barge": 0, "answers": 0}
+    async with Simulator(
+        transcripts=[QUESTION, "stop"] * (n + 2), answer=lambda _: LONG_ANSWER
+    ) as s:
+        with pulse.room(echo_latency_ms=40):
+            app = await start(_config(s.url, echo_cancel), det)
+            if app.built.echo is not None and not user:
+                app.built.echo.monitor = lambda a, b, c: frames.append((a.copy(), b.copy(), c))
+            try:
+                for _ in range(n):
+                    mark = app.mark()
+                    woke = app.app.sm.state == "idle"
+                    pulse.play(
+                        SPEECH / ("hey_jarvis_then_question.wav" if woke else "question.wav")
+                    )
+                    await app.wait_state("speaking", 60, after=mark)
+                    mark = app.mark()
+                    if user:
+                        pulse.play(late_stop)
+                    await app.wait_state("listening", 60, after=mark)
+                    interrupted = [
+                        e for _, e in app.events[mark:] if isinstance(e, ev.AudioInterrupted)
+                    ]
+                    result["answers"] += 1
+                    result.setdefault("played_ms", []).append(
+                        interrupted[0].played_ms if interrupted else None
+                    )
+                    # Before 1.5 s, or with nobody talking, an interruption is the echo.
+                    if interrupted and (not user or interrupted[0].played_ms < 1500):
+                        result["self"] += 1
+                    elif interrupted:
+                        result["barge"] += 1
+                    pulse.silence()
+            finally:
+                await app.stop()
+    if frames:
+        near, far, out = (np.concatenate([f[i] for f in frames]) for i in range(3))
+        result["report"] = aec.measure(far, near, out)
+    return result
+
+
+@bench
+def echo_room() -> list[Row]:
+    from daemon.wakeword import WakeWordDetector
+    from tests.pulse import PulseServer
+
+    det = WakeWordDetector(config.Config().wakeword)
+    det.load()
+    with tempfile.TemporaryDirectory(prefix="voicepi-bench-echo-") as tmp:
+        pulse = PulseServer(Path(tmp)).start()
+        try:
+            quiet = asyncio.run(_answers(pulse, det, "on", ANSWERS, user=False))
+            talk = asyncio.run(_answers(pulse, det, "on", ANSWERS, user=True))
+            off = asyncio.run(_answers(pulse, det, "off", OFF_ANSWERS, user=False))
+        finally:
+            pulse.stop()
+            det.close()
+    report = quiet.get("report")
+    rows = [
+        Row(
+            f"echo room: self-interruptions per answer, AEC3 on ({quiet['answers']} answers)",
+            quiet["self"] / max(1, quiet["answers"]),
+            "per answer",
+            f"AEC off ({off['answers']} answers)",
+            off["self"] / max(1, off["answers"]),
+        ),
+        Row(
+            f"echo room: user 'stop' 2 s in detected, AEC3 on ({talk['answers']} answers)",
+            talk["barge"] / max(1, talk["answers"]),
+            "fraction",
+        ),
+    ]
+    if report is not None:
+        rows.append(Row("echo room: reduction after 2 s", report.reduction_db, "dB"))
+        rows.append(Row("echo room: echo delay seen by the canceller", report.delay_ms, "ms"))
+    return rows

@@ -1,0 +1,213 @@
+"""The echo canceller (daemon/aec.py) between the real playback engine and a simulated
+room: the reference is what PlaybackEngine.render handed the device, the mic hears it
+through a decaying impulse response after a delay, plus the user's speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daemon import aec
+from daemon.dsp import Resampler
+from hw.audio.engine import PlaybackEngine
+from hw.audio.files import load_mono
+from hw.profiles import PROFILES
+from tests.appliance_harness import SPEECH
+
+DEV_RATE = 24000
+BLOCK = 480  # 20 ms at the device rate
+MIC_BLOCK = 320  # 20 ms at 16 kHz
+
+
+def _db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.asarray(x, dtype=np.float64) ** 2) + 1e-9))
+
+
+def _room(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    h = rng.normal(0, 1, 1600) * np.exp(-np.arange(1600) / 400.0)  # ~RT60 0.17 s at 16 kHz
+    h[0] = 4.0  # the direct path
+    return h / np.abs(h).sum() * 2.0
+
+
+def _answer(seconds: float) -> bytes:
+    speech, _ = load_mono(SPEECH / "question.wav", rate=DEV_RATE)
+    reps = int(seconds * DEV_RATE) // len(speech) + 1
+    return np.tile(speech, reps)[: int(seconds * DEV_RATE)].astype("<i2").tobytes()
+
+
+def _run_room(
+    canceller: aec.EchoCanceller,
+    seconds: float,
+    *,
+    delay_ms: int,
+    user: np.ndarray | None = None,
+    user_at: float = 0.0,
+    preplay_blocks: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Play an answer through the engine; returns (mic as heard, mic after the canceller)."""
+    engine = PlaybackEngine(device_rate=DEV_RATE, volume=80)
+    engine.reference_tap = canceller.reference
+    for _ in range(preplay_blocks):  # the player ran before the mic opened
+        engine.render(BLOCK)
+    engine.write("answer", _answer(seconds))
+    engine.end_of_item("answer")
+    to_mic = Resampler(DEV_RATE, 16000)
+    h = _room()
+    delay = delay_ms * 16
+    sounded = np.zeros(delay, dtype=np.float64)  # what the speaker emitted, at 16 kHz
+    heard_parts: list[np.ndarray] = []
+    out_parts: list[np.ndarray] = []
+    conv_tail = np.zeros(len(h) - 1)
+    mic_pos = 0
+    for _ in range(int(seconds * 50)):
+        block = engine.render(BLOCK)  # the player renders before the mic hears it
+        sounded = np.concatenate((sounded, to_mic.process(block.astype(np.float32))))
+        src = sounded[mic_pos : mic_pos + MIC_BLOCK]
+        mic_pos += MIC_BLOCK
+        full = np.convolve(src, h)
+        full[: len(h) - 1] += conv_tail
+        echo = full[:MIC_BLOCK]
+        conv_tail = full[MIC_BLOCK:]
+        mic = echo.copy()
+        if user is not None:
+            start = int(user_at * 16000)
+            lo = mic_pos - MIC_BLOCK - start
+            if lo + MIC_BLOCK > 0 and lo < len(user):
+                seg = user[max(lo, 0) : lo + MIC_BLOCK].astype(np.float64)
+                at = max(-lo, 0)
+                mic[at : at + len(seg)] += seg
+        mic16 = np.clip(np.rint(mic), -32768, 32767).astype(np.int16)
+        heard_parts.append(mic16)
+        out_parts.append(canceller.process(mic16, 16000))
+    return np.concatenate(heard_parts), np.concatenate(out_parts)
+
+
+@pytest.mark.parametrize("delay_ms", [10, 40, 100])
+def test_echo_is_reduced_by_30_db_after_two_seconds(delay_ms: int) -> None:
+    canceller = aec.EchoCanceller()
+    heard, out = _run_room(canceller, 6.0, delay_ms=delay_ms)
+    assert len(out) == len(heard)
+    assert _db(heard[32000:]) > 40  # a loud echo reached the mic
+    reduction = _db(heard[32000:]) - _db(out[32000:])
+    assert reduction >= 30, reduction
+    assert canceller.stats().reference_underruns == 0
+
+
+def test_the_mic_is_muted_while_aec3_hears_its_first_second_of_sound_only() -> None:
+    canceller = aec.EchoCanceller()
+    heard, out = _run_room(canceller, 4.0, delay_ms=40)
+    assert canceller.stats().muted_frames >= aec.WARMUP_FRAMES
+    first = int(np.argmax(np.abs(heard) > 0))  # the echo's first sample
+    assert not out[first : first + 8000].any()  # nothing leaks while AEC3 converges
+    assert out[first + 24000 :].any()  # later the mic passes (the residual is not zero)
+
+
+def test_a_reference_backlog_from_before_the_mic_opened_cannot_lag_the_echo() -> None:
+    canceller = aec.EchoCanceller()
+    heard, out = _run_room(canceller, 6.0, delay_ms=40, preplay_blocks=250)  # 5 s of silence
+    assert canceller.stats().lead_ms <= 200  # anchored at the mic's first frame, not 5 s ago
+    assert _db(heard[32000:]) - _db(out[32000:]) >= 30
+
+
+def test_the_user_speaking_over_the_answer_survives_the_canceller() -> None:
+    user, _ = load_mono(SPEECH / "stop.wav", rate=16000)
+    user = (user.astype(np.float64) * 0.3).astype(np.int16)  # echo louder than the user
+    canceller = aec.EchoCanceller()
+    _, out = _run_room(canceller, 5.0, delay_ms=40, user=user, user_at=3.0)
+    at, n = 3 * 16000, len(user)
+    echo_only = out[int(2.2 * 16000) : int(2.9 * 16000)]
+    during = out[at : at + n]
+    assert _db(during) - _db(echo_only) >= 15, (_db(during), _db(echo_only))
+
+
+def test_a_late_reference_costs_only_its_frames_never_the_alignment() -> None:
+    canceller = aec.EchoCanceller()
+    for _ in range(10):  # the player is ahead by 100 ms: the lead becomes the cushion
+        canceller.reference(np.zeros(BLOCK // 2, dtype=np.int16), DEV_RATE)
+    canceller.process(np.zeros(160, dtype=np.int16), 16000)
+    assert canceller.stats().lead_ms == aec.CUSHION_MS - 10
+    for _ in range(20):  # a capture burst of 200 ms while the player thread starves
+        canceller.process(np.zeros(160, dtype=np.int16), 16000)
+    late = canceller.stats().reference_underruns
+    assert late == 20 - (aec.CUSHION_MS - 10) // 10
+    for _ in range(12):  # the player catches up
+        canceller.reference(np.zeros(BLOCK, dtype=np.int16), DEV_RATE)
+    canceller.process(np.zeros(160, dtype=np.int16), 16000)
+    assert canceller.stats().reference_underruns == late  # same offset: no frame lost since
+    assert canceller.stats().resyncs == 0
+
+
+def test_without_a_reference_the_mic_passes_through_at_16_khz() -> None:
+    canceller = aec.EchoCanceller()
+    speech, _ = load_mono(SPEECH / "question.wav", rate=48000)
+    out = np.concatenate(
+        [canceller.process(speech[i : i + 960], 48000) for i in range(0, len(speech), 960)]
+    )
+    assert abs(len(out) - len(speech) / 3) <= 160  # whole 10 ms frames only
+    assert abs(_db(out) - _db(speech)) < 3
+    assert canceller.stats().reference_underruns == canceller.stats().frames
+
+
+def test_auto_is_on_for_voice_barge_in_without_hardware_aec() -> None:
+    assert aec.wanted("auto", "voice", hardware_aec=False)
+    assert not aec.wanted("auto", "voice", hardware_aec=True)
+    assert not aec.wanted("auto", "button", hardware_aec=False)
+    assert aec.wanted("on", "button", hardware_aec=True)
+    assert not aec.wanted("off", "voice", hardware_aec=False)
+    assert PROFILES["respeaker-usb-v2"].hardware_aec
+    assert not PROFILES["respeaker-2mic"].hardware_aec
+
+
+def test_a_failing_reference_tap_is_dropped_and_playback_goes_on() -> None:
+    engine = PlaybackEngine(device_rate=DEV_RATE)
+
+    def broken(block: np.ndarray, rate: int) -> None:
+        raise RuntimeError("boom")
+
+    engine.reference_tap = broken
+    engine.write("a", np.full(4800, 3000, dtype="<i2").tobytes())
+    engine.end_of_item("a")
+    first = engine.render(BLOCK)
+    assert engine.reference_tap is None
+    assert first.any() and engine.render(BLOCK).any()
+
+
+def test_the_missing_binding_is_a_one_line_error() -> None:
+    import sys
+
+    saved = sys.modules.get("pywebrtc_audio")
+    sys.modules["pywebrtc_audio"] = None  # type: ignore[assignment]
+    try:
+        with pytest.raises(aec.EchoCancelUnavailable, match="pip install pywebrtc-audio"):
+            aec.EchoCanceller()
+    finally:
+        if saved is not None:
+            sys.modules["pywebrtc_audio"] = saved
+        else:
+            sys.modules.pop("pywebrtc_audio", None)
+
+
+def test_echo_cancel_on_without_the_binding_is_a_config_error_naming_the_key() -> None:
+    import sys
+
+    from daemon import config
+    from daemon.appliance.wiring import echo_canceller
+
+    cfg = config.parse({"audio": {"echo_cancel": "on", "input": "pulse"}})
+    saved = sys.modules.get("pywebrtc_audio")
+    sys.modules["pywebrtc_audio"] = None  # type: ignore[assignment]
+    try:
+        with pytest.raises(config.ConfigError, match=r"^audio\.echo_cancel: .*pywebrtc-audio"):
+            echo_canceller(cfg)
+        auto = config.parse({"audio": {"input": "pulse"}})
+        assert echo_canceller(auto) is None  # "auto" warns and runs without
+    finally:
+        if saved is not None:
+            sys.modules["pywebrtc_audio"] = saved
+        else:
+            sys.modules.pop("pywebrtc_audio", None)
+    assert echo_canceller(config.parse({"audio": {"input": "file:/x.wav"}})) is None
+    assert echo_canceller(config.parse({"audio": {"input": "pulse"}})) is not None
+    usb = config.parse({"audio": {"input": "pulse"}, "hardware": {"profile": "respeaker-usb-v2"}})
+    assert echo_canceller(usb) is None
