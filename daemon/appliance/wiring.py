@@ -244,7 +244,7 @@ def build(
     closers.append(player.close)
     canceller = echo_canceller(cfg)
     if canceller is not None:
-        player.engine.reference_tap = canceller.reference
+        player.set_reference_tap(canceller.reference)
 
     holder: dict[str, Appliance] = {}
     agents = AgentRuntime.from_config(

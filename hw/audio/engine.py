@@ -238,7 +238,14 @@ class PlaybackEngine:
                 if len(self.silence) != frames:
                     self.silence = np.zeros(frames, dtype=np.int16)
                     self.silence.flags.writeable = False
-                return self.silence
+                silence = self.silence
+            else:
+                silence = None
+        if silence is not None:
+            # An echo canceller's reference must stay continuous: silence is zeros.
+            self._tap(silence)
+            return silence
+        with self._lock:
             out = np.zeros(frames, dtype=np.float32)
             if self._fade is not None:
                 n = min(frames, len(self._fade))

@@ -53,6 +53,11 @@ class Player:
         """Silence within one block (short fade), drop the queue; {item_id: samples played}."""
         return self.engine.flush()
 
+    def set_reference_tap(self, tap: Callable[[np.ndarray, int], None] | None) -> None:
+        """Hand every rendered block (int16 mono, device rate) to ``tap`` from the audio
+        thread, silence included: an echo canceller's reference at the device's pace."""
+        self.engine.reference_tap = tap
+
     def set_volume(self, percent: int) -> None:
         self.engine.set_volume(percent)
 
@@ -196,7 +201,8 @@ class PyAudioPlayer(Player):
             if block is not self._silent[0]:
                 self._silent = (block, bytes(2 * self.channels * frame_count))
             self._idle_blocks += 1
-            if self._idle_blocks >= self._park_blocks:
+            # Not with an echo canceller: its reference must keep the device's pace.
+            if self._idle_blocks >= self._park_blocks and self.engine.reference_tap is None:
                 with self._park_lock:  # write() queues, then checks _parked under this lock
                     if self.engine.idle:
                         self._parked = True
@@ -215,6 +221,10 @@ class PyAudioPlayer(Player):
     def end_of_item(self, item_id: str) -> None:
         self.engine.end_of_item(item_id)
         self._unpark()
+
+    def set_reference_tap(self, tap: Callable[[np.ndarray, int], None] | None) -> None:
+        super().set_reference_tap(tap)
+        self._unpark()  # a parked stream renders nothing: the reference must keep coming
 
     def _unpark(self) -> None:
         """Restart a stream the callback completed while idle (on the caller's thread)."""
