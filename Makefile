@@ -44,15 +44,17 @@ $(STAMP): pyproject.toml | deps
 
 venv: deps $(STAMP)
 
+# Tools through the venv's python: with --system-site-packages a tool the base Python
+# already has is not installed again, so it may have no script in .venv/bin.
 lint: venv
-	$(VENV)/bin/ruff check daemon hw tests
-	$(VENV)/bin/ruff format --check daemon hw tests
+	$(PY) -m ruff check daemon hw tests
+	$(PY) -m ruff format --check daemon hw tests
 
 typecheck: venv
-	$(VENV)/bin/mypy --strict daemon hw
+	$(PY) -m mypy --strict daemon hw
 
 pytest: venv
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The declared minimum versions are the tested ones: the floor of every dependency
 # (tests/floors.py reads pyproject.toml) in a venv of its own, rebuilt only when
@@ -72,7 +74,7 @@ floors: $(FLOORS_STAMP)
 test: lint typecheck pytest floors
 
 demo: venv
-	$(VENV)/bin/voicepi demo
+	$(PY) -m daemon.cli demo
 
 bench: venv
 	$(PY) -m tests.bench

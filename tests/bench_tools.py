@@ -13,13 +13,16 @@ from tests.bench import Row, bench
 
 _CHILD = textwrap.dedent(
     """
-    import asyncio, json, os, resource
+    import asyncio, json, os
     import numpy  # noqa: F401 - the daemon has it loaded too
     from daemon import config
     from daemon.agents import AgentRuntime
 
     def rss_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM, this process's own peak: ru_maxrss keeps the parent's across fork + exec.
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
 
     def children():
         n = 0

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from typing import get_args
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -18,22 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.config import LED_PATTERN_KEYS, Config, ConfigError, LedsConfig, parse
+from daemon.events import ApplianceState
 from hw.leds import build_leds
 from hw.leds.drivers import LedDriver, PwmLedDriver, RgbLedDriver
 from hw.leds.patterns import LedInput, Pattern, all_patterns, intensity, pattern_for
 
 LED_PIN, PWM_PIN, RGB_PINS = 5, 6, (17, 27, 22)
-STATES = [
-    "starting",
-    "idle",
-    "connecting",
-    "listening",
-    "thinking",
-    "working",
-    "speaking",
-    "muted",
-    "error",
-]
+STATES = list(get_args(ApplianceState))  # the one state vocabulary, in its order
 
 
 class Timeline:

@@ -5,7 +5,6 @@ Real subprocesses and exit codes; the simulator on loopback; WAV files as mic an
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -13,18 +12,11 @@ import sys
 from pathlib import Path
 
 from daemon.realtime.simulator import Simulator
-from tests.test_run_cli import Daemon
+from tests.test_run_cli import _env, _start
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "tests" / "fixtures" / "speech"
 DEMO_WAV = ROOT / "daemon" / "data" / "demo.wav"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "NOTIFY_SOCKET")}
-    env.pop("OPENAI_API_KEY", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def voicepi(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -83,22 +75,7 @@ async def test_run_retries_a_missing_speaker_like_the_mic(tmp_path: Path) -> Non
             '[gpio]\npin_factory = "mock"\n',
             encoding="utf-8",
         )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "daemon.cli",
-            "run",
-            "--config",
-            str(cfg),
-            "--log-format",
-            "json",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=_env(),
-            cwd=ROOT,
-        )
-        d = Daemon(proc)
+        d = await _start(cfg)
         try:
             err = await d.wait_for(lambda r: r.get("event") == "error")
             assert err["type"] == "speaker_unavailable", err

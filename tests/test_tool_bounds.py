@@ -57,11 +57,14 @@ def test_flooding_tool_keeps_peak_rss_bounded() -> None:
     """300 MB on stdout: the reader stops at the cap and kills the tool (main buffered it all,
     +384 MB RSS). Measured in a fresh interpreter so the figure is the tool path's alone."""
     script = textwrap.dedent(
-        """
-        import asyncio, resource, json
+        r"""
+        import asyncio, json, re
         from daemon.agents.command import run_command
         out = asyncio.run(run_command(["head", "-c", "300000000", "/dev/zero"], 30.0))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        # VmHWM: this process's own peak. ru_maxrss would carry the parent's peak across
+        # the fork and exec (Linux keeps it), i.e. the whole test suite's.
+        status = open("/proc/self/status").read()
+        peak = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) // 1024
         print(json.dumps({"peak_mb": peak, "chars": len(out), "tail": out[-80:]}))
         """
     )
@@ -107,7 +110,9 @@ async def test_100_parallel_calls_never_exceed_the_process_bound(tmp_path: Path)
         await until(lambda: sum(c.done() for c in calls) >= 97)
         busy = [json.loads(c.result())["error"] for c in calls if c.done()]
         assert len(busy) == 97 and all("3 tool commands are running already" in b for b in busy)
-        shells = [p for p in os.listdir("/proc") if p.isdigit() and _is_child_shell(int(p))]
+        shells = [
+            p for p in os.listdir("/proc") if p.isdigit() and _is_child_shell(int(p), str(flag))
+        ]
         assert len(shells) == 3
         assert len(os.listdir("/proc/self/fd")) - fds_before <= 3 * 3  # 2 pipes + a pidfd each
     finally:
@@ -118,13 +123,17 @@ async def test_100_parallel_calls_never_exceed_the_process_bound(tmp_path: Path)
     assert await rt.tool_runner.run("wait", "{}", "call_x") == "done"
 
 
-def _is_child_shell(pid: int) -> bool:
+def _is_child_shell(pid: int, marker: str) -> bool:
+    """A live child of this process running the tool (the suite has other children:
+    the PulseAudio server, its feeders)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     fields = stat[stat.rfind(b")") + 2 :].split()
-    return int(fields[1]) == os.getpid() and fields[0] != b"Z"
+    alive_child = int(fields[1]) == os.getpid() and fields[0] != b"Z"
+    return alive_child and marker.encode() in cmdline
 
 
 # --------------------------------------------------------------------------- timeout

@@ -119,6 +119,22 @@ def mic_factory(cfg: Config, canceller: aec.EchoCanceller | None = None) -> Call
     return open_mic
 
 
+def open_configured_player(cfg: Config, **extra: Any) -> Any:
+    """``hw.audio.open_player`` on ``audio.output`` with the [audio] table's rate, block,
+    jitter and volume; ``extra`` passes ``on_error`` or ``tracker``. Returns the Player;
+    raises what open_player raises (no such device, busy, an unwritable file)."""
+    from hw.audio import open_player
+
+    return open_player(
+        cfg.audio.output,
+        rate=cfg.audio.output_rate,
+        block_ms=cfg.audio.block_ms,
+        jitter_ms=cfg.audio.jitter_ms,
+        volume=cfg.audio.volume,
+        **extra,
+    )
+
+
 SPEAKER_GIVE_UP_S = 30.0  # as the microphone: not back by then, exit 1 so systemd restarts us
 
 
@@ -143,21 +159,13 @@ async def open_speaker(
     ``on_error`` is called (from a watchdog thread) if a device stream dies later.
     Returns the hw.audio Player for ``build(..., player=...)``.
     """
-    from hw.audio import open_player
 
     started = clock()
     delay = 0.5
     failed = False
     while True:
         try:
-            player = open_player(
-                cfg.audio.output,
-                rate=cfg.audio.output_rate,
-                block_ms=cfg.audio.block_ms,
-                jitter_ms=cfg.audio.jitter_ms,
-                volume=cfg.audio.volume,
-                on_error=on_error,
-            )
+            player = open_configured_player(cfg, on_error=on_error)
         except Exception as exc:  # no card, device gone, unwritable file: retry, then give up
             reason = str(exc) or type(exc).__name__
             if give_up_s <= 0:
@@ -224,7 +232,6 @@ def build(
     ``player`` is an opened speaker (``open_speaker``); None opens ``audio.output``
     once, raising what the device raises.
     """
-    from hw.audio import open_player
 
     closers: list[Callable[[], None]] = []
     sounds = load_sounds(cfg.sounds)  # before any device opens: a bad WAV is a config error
@@ -234,13 +241,7 @@ def build(
         closers.append(detector.close)
 
     if player is None:
-        player = open_player(
-            cfg.audio.output,
-            rate=cfg.audio.output_rate,
-            block_ms=cfg.audio.block_ms,
-            jitter_ms=cfg.audio.jitter_ms,
-            volume=cfg.audio.volume,
-        )
+        player = open_configured_player(cfg)
     closers.append(player.close)
     canceller = echo_canceller(cfg)
     if canceller is not None:

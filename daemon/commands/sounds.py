@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from .. import config
+from .. import config, effective
 from .common import add_config_argument
 
 
@@ -42,28 +42,17 @@ class _Finished:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config.load_or_exit(args.config)
-    from hw.audio import open_player
-    from hw.profiles import apply_profile
-
+    from ..appliance.wiring import open_configured_player
     from ..sounds import SOURCE_RATE, load_sounds
 
-    cfg = apply_profile(cfg)
+    cfg = effective.load_or_exit(args.config)  # the profile applied, as run sees it
     try:
         sounds = load_sounds(cfg.sounds)
     except config.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return config.EX_CONFIG
+        return config.report_config_error(exc)
     tracker = _Finished()
     try:
-        player = open_player(
-            cfg.audio.output,
-            rate=cfg.audio.output_rate,
-            block_ms=cfg.audio.block_ms,
-            jitter_ms=cfg.audio.jitter_ms,
-            volume=cfg.audio.volume,
-            tracker=tracker,
-        )
+        player = open_configured_player(cfg, tracker=tracker)
     except Exception as exc:  # no such device, busy, unwritable file
         print(f"voicepi sounds: cannot open {cfg.audio.output!r}: {exc}", file=sys.stderr)
         return 1

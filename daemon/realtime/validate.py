@@ -37,8 +37,12 @@ def _adapters() -> tuple[Any, Any]:
     from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
     from pydantic import Field, TypeAdapter
 
-    client = TypeAdapter(Annotated[RealtimeClientEvent, Field(discriminator="type")])
-    server = TypeAdapter(Annotated[RealtimeServerEvent, Field(discriminator="type")])
+    client: TypeAdapter[Any] = TypeAdapter(
+        Annotated[RealtimeClientEvent, Field(discriminator="type")]
+    )
+    server: TypeAdapter[Any] = TypeAdapter(
+        Annotated[RealtimeServerEvent, Field(discriminator="type")]
+    )
     return client, server
 
 
