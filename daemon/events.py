@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from daemon.vocab import ApplianceState, SoundName
+
 # --------------------------------------------------------------------------- history
 
 
@@ -328,21 +330,9 @@ class CountdownCancelled(Event):
 
 # --------------------------------------------------------------------------- appliance
 
-ApplianceState = Literal[
-    "starting",
-    "idle",
-    "connecting",
-    "listening",
-    "thinking",
-    "working",
-    "speaking",
-    "muted",
-    "error",
-]
 CloseReason = Literal[
     "inactivity", "button", "end_session", "max_duration", "server_closed", "error", "shutdown"
 ]
-SoundName = Literal["wake", "end", "error"]  # the [sounds] keys; daemon/sounds.py plays them
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,8 @@ import numpy as np
 
 from .config import SOUND_NAMES, ConfigError, SoundsConfig
 from .dsp import volume_gain
-from .events import CloseReason, SoundName
+from .events import CloseReason
+from .vocab import SoundName
 
 SOURCE_RATE = 24000  # the player's input rate; sounds are stored at it
 SOUND_ITEM_PREFIX = "voicepi-sound:"  # player item ids of sounds (server ids never look so)

@@ -25,7 +25,7 @@ HEADER = """\
 # /etc/voicepi/credentials/openai-api-key (root only, 0600), handed to the service
 # as $CREDENTIALS_DIRECTORY/openai-api-key.
 #
-# Generated from daemon/config.py by `python -m tests.gen_config_example`.
+# Generated from daemon/config/schema.py by `python -m tests.gen_config_example`.
 """
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from daemon.vocab import Voice
 
 from .guardrails import OutputGuardrail
 from .tools import FunctionTool
@@ -19,7 +21,7 @@ from .tools import FunctionTool
 class RealtimeAgent:
     name: str
     instructions: str = ""
-    voice: str = ""  # "" keeps the session's voice
+    voice: Voice | Literal[""] = ""  # "" keeps the session's voice
     handoff_description: str = ""
     # FunctionTools, plain callables, or names of runtime tools ("*" = all of them).
     tools: tuple[FunctionTool | Callable[..., Any] | str, ...] = ()

@@ -13,8 +13,6 @@ from typing import Annotated
 
 from .tools import FunctionTool, function_tool
 
-BUILTIN_NAMES = ("get_time", "set_volume", "end_session")
-
 
 def _local_now() -> dt.datetime:
     return dt.datetime.now().astimezone()

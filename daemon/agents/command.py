@@ -18,24 +18,19 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from daemon.config import CommandToolConfig, ToolParamConfig
+from daemon.config import FORBIDDEN_ENV, PLACEHOLDER, CommandToolConfig, ToolParamConfig
 
 from .tools import FunctionTool, ToolArgumentError
-
-PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
 
 # Environment every command tool gets (values from the daemon's own environment when set);
 # anything else only through the tool's `env` allow-list. Never the secrets below.
 BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-FORBIDDEN_ENV = frozenset({"OPENAI_API_KEY", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"})
 STDERR_TAIL = 400  # bytes of stderr kept for the failure message
 CHUNK = 64 * 1024  # bytes per pipe read
 

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.config import ConfigError, McpServerConfig
+from daemon.config import CREDENTIAL_REF, ConfigError, McpServerConfig
 from daemon.urlpolicy import check_url
-
-from .configcheck import CREDENTIAL_REF
 
 
 class Secret(str):

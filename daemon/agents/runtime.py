@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from daemon import events as ev
-from daemon.config import AgentConfig, Config, ConfigError, api_key
+from daemon.config import CREDENTIAL_REF, AgentConfig, Config, ConfigError, api_key
 from daemon.events import ErrorInfo
 from daemon.realtime.engine import RealtimeProtocol
 from daemon.realtime.settings import SessionSettings
@@ -35,7 +35,6 @@ from .agent import RealtimeAgent
 from .approvals import ApprovalRequest, Approvals, Policy, policy_for
 from .builtin import builtin_tools
 from .command import ProcessLimit, command_tool
-from .configcheck import CREDENTIAL_REF
 from .guardrails import GuardrailMonitor, OutputGuardrail, regex_guardrail
 from .handoffs import handoff_events, handoff_tool
 from .mcp import McpServer, credential, servers_from_config

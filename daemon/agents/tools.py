@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+from daemon.vocab import TOOL_NAME_RE
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
@@ -176,7 +176,7 @@ class FunctionTool:
     timeout: float | None = None  # None: the runtime's default (tooling.timeout)
 
     def __post_init__(self) -> None:
-        if not NAME_RE.match(self.name):
+        if not TOOL_NAME_RE.match(self.name):
             raise ValueError(f"tool name {self.name!r}: expected 1-64 letters, digits, '_' or '-'")
 
     def schema(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ..config import Config
 from ..countdown import Expired, InactivityCountdown
 from ..realtime.failures import RealtimeFailure
 from ..sounds import CLOSE_SOUNDS, SOUND_ITEM_PREFIX, is_sound_item
+from ..vocab import SoundName
 from .audio_path import AudioPath
 from .handoff import FrameHandoff
 from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
@@ -81,7 +82,7 @@ class Parts:
     agents: AgentsPort | None = None
     api_key_found: bool | None = None  # for the start-up summary (never the key itself)
     # Feedback sounds by name (daemon.sounds.load_sounds): int16 mono at 24 kHz.
-    sounds: dict[ev.SoundName, np.ndarray] = field(default_factory=dict)
+    sounds: dict[SoundName, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -654,7 +655,7 @@ class Appliance:
 
     # ================================================================ sounds
 
-    def play_sound(self, name: ev.SoundName) -> None:
+    def play_sound(self, name: SoundName) -> None:
         """Queue the feedback sound ``name`` on the speaker (nothing if it is off).
 
         It is a player item of its own, so answer items keep exact played counts; the

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .. import events as ev
-from ..events import ApplianceState, StateChanged
+from ..events import StateChanged
+from ..vocab import ApplianceState
 
 SessionPhase = Literal["none", "connecting", "connected"]
 

@@ -26,10 +26,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from daemon import events as ev
-from daemon.config import ConfigError, check_url, key_problem
+from daemon.apikey import key_problem
 from daemon.events import ErrorInfo, Event
 from daemon.listener import AgentListener
-from daemon.urlpolicy import is_loopback_url
+from daemon.urlpolicy import UrlPolicyError, check_url, is_loopback_url
 
 from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
@@ -135,8 +135,8 @@ class RealtimeSession:
         max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         try:
-            check_url(url, "url")
-        except ConfigError as exc:
+            check_url(url, "url", schemes=("wss", "ws"))
+        except UrlPolicyError as exc:
             raise ValueError(str(exc)) from None
         if api_key is None and not is_loopback_url(url):
             # A typed auth failure (and still a ValueError for SDK callers).

@@ -8,14 +8,18 @@ protocol oracle (daemon/realtime/validate.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
+
+from daemon.vocab import PCM_RATE, Eagerness, NoiseReduction, TurnDetection, Voice
 
 if TYPE_CHECKING:
     from daemon.config import RealtimeConfig
 
-TURN_DETECTIONS = ("semantic_vad", "server_vad")
-NOISE_REDUCTIONS = ("far_field", "near_field", "off")
-EAGERNESS = ("auto", "low", "medium", "high")
+# The choices, from the one vocabulary the config schema also uses.
+VOICES: tuple[Voice, ...] = get_args(Voice)
+TURN_DETECTIONS: tuple[TurnDetection, ...] = get_args(TurnDetection)
+NOISE_REDUCTIONS: tuple[NoiseReduction, ...] = get_args(NoiseReduction)
+EAGERNESS: tuple[Eagerness, ...] = get_args(Eagerness)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,13 +31,13 @@ class SessionSettings:
     """
 
     model: str = "gpt-realtime"
-    voice: str = "marin"
+    voice: Voice = "marin"
     instructions: str = ""
     speed: float = 1.0
     transcription_model: str = "gpt-4o-mini-transcribe"  # "" = off
-    noise_reduction: str = "far_field"  # "far_field" | "near_field" | "off"
-    turn_detection: str = "semantic_vad"  # | "server_vad"
-    eagerness: str = "auto"
+    noise_reduction: NoiseReduction = "far_field"
+    turn_detection: TurnDetection = "semantic_vad"
+    eagerness: Eagerness = "auto"
     vad_threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
@@ -55,8 +59,6 @@ class SessionSettings:
                 f"noise_reduction: expected one of {', '.join(NOISE_REDUCTIONS)}, "
                 f"got {self.noise_reduction!r}"
             )
-        from daemon.config import VOICES  # the one list of voices
-
         if self.voice not in VOICES:
             raise ValueError(f"voice: expected one of {', '.join(VOICES)}, got {self.voice!r}")
         for name, lo, hi in (("speed", 0.25, 1.5), ("vad_threshold", 0.0, 1.0)):
@@ -117,7 +119,7 @@ class SessionSettings:
         on the first update they are simply left out (off by default).
         """
         audio_in: dict[str, Any] = {
-            "format": {"type": "audio/pcm", "rate": 24000},
+            "format": {"type": "audio/pcm", "rate": PCM_RATE},
             "turn_detection": self.turn_detection_config(),
         }
         if self.noise_reduction != "off":
@@ -135,7 +137,7 @@ class SessionSettings:
             "audio": {
                 "input": audio_in,
                 "output": {
-                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "format": {"type": "audio/pcm", "rate": PCM_RATE},
                     "voice": self.voice,
                     "speed": self.speed,
                 },

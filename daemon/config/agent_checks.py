@@ -1,6 +1,8 @@
 """Cross-checks of the agents, tools, MCP and guardrails config (called by the loader).
 
 Each problem is one ConfigError naming the key path, like every other config error.
+The rules shared with the agents (argv placeholders, forbidden environment names,
+credential references) are defined here, below the agents that apply them.
 """
 
 from __future__ import annotations
@@ -8,16 +10,18 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from daemon.config import ConfigError
 from daemon.urlpolicy import UrlPolicyError, check_url
+from daemon.vocab import BUILTIN_TOOL_NAMES, TOOL_NAME_RE
 
-from .builtin import BUILTIN_NAMES
-from .command import FORBIDDEN_ENV, PLACEHOLDER
-from .tools import NAME_RE
+from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from daemon.config import Config
+    from .schema import Config
 
+# `{param}` in a command tool's argv: replaced by the validated argument.
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# Never passed to a command tool, not even by its `env` allow-list: they lead to a secret.
+FORBIDDEN_ENV = frozenset({"OPENAI_API_KEY", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"})
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CREDENTIAL_REF = re.compile(r"\$\{credential:([A-Za-z0-9_.-]+)\}")
 
@@ -56,10 +60,10 @@ def check_agents(cfg: Config) -> None:
         for j, label in enumerate(a.mcp_servers):
             if label != "*" and label not in labels:
                 raise ConfigError(f"agents[{i}].mcp_servers[{j}]", f"no MCP server {label!r}")
-    builtin = set(BUILTIN_NAMES)
+    builtin = set(BUILTIN_TOOL_NAMES)
     for i, t in enumerate(cfg.tools):
         path = f"tools[{i}]"
-        if not NAME_RE.match(t.name):
+        if not TOOL_NAME_RE.match(t.name):
             raise ConfigError(
                 f"{path}.name", f"expected 1-64 letters, digits, _ or -, got {t.name!r}"
             )
@@ -97,7 +101,7 @@ def check_agents(cfg: Config) -> None:
                 )
     for i, server in enumerate(cfg.mcp_servers):
         path = f"mcp_servers[{i}]"
-        if not NAME_RE.match(server.label):
+        if not TOOL_NAME_RE.match(server.label):
             raise ConfigError(
                 f"{path}.label", f"expected letters, digits, _ or -, got {server.label!r}"
             )
