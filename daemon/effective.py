@@ -15,12 +15,11 @@ from pathlib import Path
 
 from . import config
 from .config import Config, ConfigError
+from .config.profiles import apply_profile, check_leds
 
 
 def with_profile(cfg: Config) -> Config:
     """``cfg`` with its board profile's values filled in (idempotent)."""
-    from hw.profiles import apply_profile  # pure data; hw stays out of daemon's imports
-
     return apply_profile(cfg)
 
 
@@ -30,8 +29,6 @@ def effective(cfg: Config, *, environ: Mapping[str, str] | None = None) -> Confi
     ``environ`` (default ``os.environ``) is where ``${credential:NAME}`` is looked up,
     with ``$CREDENTIALS_DIRECTORY`` as the daemon does.
     """
-    from hw.leds import check_leds
-
     from .agents import AgentRuntime
     from .wakeword import WakeWordDetector
 

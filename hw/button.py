@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon.config import ButtonConfig, Config
-
 log = logging.getLogger("voicepi.button")
 
 
@@ -87,29 +85,38 @@ class GestureRecognizer:
 
 
 class GestureButton:
-    """A gpiozero Button recognising gestures; ``on_gesture`` runs on a background thread."""
+    """A gpiozero Button recognising gestures; ``on_gesture`` runs on a background thread.
+
+    ``pin``: the GPIO (BCM number); ``pull_up``: wired to ground with the internal
+    pull-up; ``bounce_time``, ``double_press_window`` and ``long_press`` in seconds
+    (bounce 0 = none). ``pin_factory`` None is gpiozero's default. Call ``close()``.
+    """
 
     def __init__(
         self,
-        cfg: ButtonConfig,
+        pin: int,
         on_gesture: Callable[[str], None],
         *,
+        pull_up: bool = True,
+        bounce_time: float = 0.02,
+        double_press_window: float = 0.35,
+        long_press: float = 1.0,
         pin_factory: Any | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import gpiozero
 
-        if cfg.pin < 0:
+        if pin < 0:
             raise ValueError("button.pin: no button pin configured")
         self.on_gesture = on_gesture
         self.clock = clock
-        self.recognizer = GestureRecognizer(cfg.double_press_window, cfg.long_press)
+        self.recognizer = GestureRecognizer(double_press_window, long_press)
         self._cond = threading.Condition()
         self._closed = False
         self.button = gpiozero.Button(
-            cfg.pin,
-            pull_up=cfg.pull_up,
-            bounce_time=cfg.bounce_time or None,
+            pin,
+            pull_up=pull_up,
+            bounce_time=bounce_time or None,
             pin_factory=pin_factory,
         )
         self._thread = threading.Thread(target=self._run, name="voicepi-button", daemon=True)
@@ -156,22 +163,3 @@ class GestureButton:
             self._cond.notify()
         self._thread.join(timeout=2.0)
         self.button.close()
-
-
-def build_button(
-    cfg: Config,
-    on_gesture: Callable[[str], None],
-    *,
-    pin_factory: Any | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> GestureButton | None:
-    """The configured button (board profile applied), or None when there is none."""
-    from hw.gpio import make_pin_factory
-    from hw.profiles import apply_profile
-
-    cfg = apply_profile(cfg)
-    if cfg.button.pin < 0:
-        return None
-    if pin_factory is None:
-        pin_factory = make_pin_factory(cfg.gpio.pin_factory)
-    return GestureButton(cfg.button, on_gesture, pin_factory=pin_factory, clock=clock)

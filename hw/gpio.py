@@ -1,17 +1,20 @@
-"""The gpiozero pin factory named by config `gpio.pin_factory`."""
+"""The gpiozero pin factory by name (config `gpio.pin_factory` names it)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from daemon.config import ConfigError
+
+class PinFactoryError(ValueError):
+    """The named pin factory is unknown or cannot run here (no GPIO chip, library missing)."""
 
 
 def make_pin_factory(name: str, *, pwm: bool = False) -> Any | None:
     """A gpiozero pin factory, or None to let gpiozero pick its default.
 
     "mock" is gpiozero's MockFactory; ``pwm`` makes its pins MockPWMPin (PWMLED,
-    RGBLED need PWM; the mock SPI used for APA102 needs plain MockPin).
+    RGBLED need PWM; the mock SPI used for APA102 needs plain MockPin). Raises
+    PinFactoryError naming the factory.
     """
     if name == "":
         return None
@@ -37,5 +40,5 @@ def make_pin_factory(name: str, *, pwm: bool = False) -> Any | None:
 
             return NativeFactory()
     except (ImportError, OSError, RuntimeError) as exc:
-        raise ConfigError("gpio.pin_factory", f"cannot use {name!r} here: {exc}") from None
-    raise ConfigError("gpio.pin_factory", f"unknown pin factory {name!r}")
+        raise PinFactoryError(f"cannot use {name!r} here: {exc}") from None
+    raise PinFactoryError(f"unknown pin factory {name!r}")

@@ -108,7 +108,7 @@ async def start(cfg: config.Config, detector: Any, **kwargs: Any) -> Watched:
         events.append((time.monotonic(), event))
         changed.set()
 
-    from hw.profiles import apply_profile
+    from daemon.config.profiles import apply_profile
 
     built = build(apply_profile(cfg), emit=emit, detector=detector, **kwargs)
 

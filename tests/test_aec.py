@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from daemon import aec
+from daemon.config.profiles import PROFILES
 from daemon.dsp import Resampler
 from hw.audio.engine import PlaybackEngine
 from hw.audio.files import load_mono
-from hw.profiles import PROFILES
 from tests.appliance_harness import SPEECH
 
 DEV_RATE = 24000

@@ -10,8 +10,8 @@ from gpiozero.pins.mock import MockFactory, MockSPIDevice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.appliance.gpio import build_leds
 from daemon.config import Config, parse
-from hw.leds import build_leds
 from hw.leds.apa102 import Apa102Driver, encode
 from hw.leds.patterns import LedInput, Pattern, frame, pattern_for
 

@@ -13,8 +13,9 @@ from gpiozero.pins.mock import MockFactory
 from daemon import events as ev
 from daemon.appliance.app import Appliance, Parts
 from daemon.appliance.button_map import button_action
+from daemon.appliance.gpio import build_button
 from daemon.config import ButtonConfig, Config
-from hw.button import GestureButton, GestureRecognizer, build_button
+from hw.button import GestureButton, GestureRecognizer
 
 PIN = 17
 
@@ -99,10 +100,17 @@ def factory() -> Iterator[MockFactory]:
     f.reset()
 
 
+def _open(on_gesture: Any, factory: MockFactory) -> GestureButton:
+    """CFG's button, through the wiring's config -> plain values mapping."""
+    b = build_button(Config(button=CFG), on_gesture, pin_factory=factory)
+    assert b is not None
+    return b
+
+
 @pytest.fixture
 def button(factory: MockFactory) -> Iterator[tuple[GestureButton, queue.Queue[str]]]:
     got: queue.Queue[str] = queue.Queue()
-    b = GestureButton(CFG, got.put, pin_factory=factory)
+    b = _open(got.put, factory)
     yield b, got
     b.close()
 
@@ -199,7 +207,7 @@ def test_gestures_reach_the_appliance(factory: MockFactory) -> None:
     app = Appliance(Config(), parts)
     app.sm.update(ready=True)
     got: queue.Queue[str] = queue.Queue()
-    b = GestureButton(CFG, got.put, pin_factory=factory)
+    b = _open(got.put, factory)
     pin = factory.pin(PIN)
 
     def deliver(wait: float) -> None:

@@ -109,3 +109,16 @@ def test_no_import_cycle_in_daemon_or_hw() -> None:
         if node not in state:
             visit(node)
     assert cycles == []
+
+
+def test_hw_takes_plain_values_not_the_config() -> None:
+    """``hw`` gets pins, rates, seconds and names; only the daemon reads the config."""
+    offenders = {
+        _module_name(path): sorted(
+            m
+            for m in _imports(path, _module_name(path))
+            if m.startswith(("daemon.config", "daemon.appliance", "daemon.effective"))
+        )
+        for path in sorted(ROOT.glob("hw/**/*.py"))
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}

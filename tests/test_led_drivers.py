@@ -18,9 +18,9 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.appliance.gpio import build_leds
 from daemon.config import LED_PATTERN_KEYS, Config, ConfigError, LedsConfig, parse
 from daemon.vocab import ApplianceState
-from hw.leds import build_leds
 from hw.leds.drivers import LedDriver, PwmLedDriver, RgbLedDriver
 from hw.leds.patterns import LedInput, Pattern, all_patterns, intensity, pattern_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.config import Config, parse
-from hw.profiles import PROFILES, apply_profile
+from daemon.config.profiles import PROFILES, apply_profile
 
 
 def applied(data: dict[str, object]) -> Config:

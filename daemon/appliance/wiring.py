@@ -196,7 +196,8 @@ def echo_canceller(cfg: Config) -> aec.EchoCanceller | None:
     file mic (nothing echoes into a file) and, without the binding, warns and runs
     without; "on" without the binding raises ConfigError (exit 78)."""
     from hw.audio import file_path
-    from hw.profiles import PROFILES
+
+    from ..config.profiles import PROFILES
 
     audio = cfg.audio
     hardware_aec = PROFILES[cfg.hardware.profile].hardware_aec
@@ -303,8 +304,9 @@ def _leds(
     pin_factory: Any | None,
     closers: list[Callable[[], None]],
 ) -> tuple[Any, Callable[[dict[str, Any]], Any]]:
-    from hw.leds import build_leds
     from hw.leds.patterns import LedInput, pattern_for
+
+    from .gpio import build_leds
 
     def led_pattern(inputs: dict[str, Any]) -> Any:
         return pattern_for(LedInput(**inputs), live().leds)  # reloads recolour live
@@ -324,9 +326,8 @@ def _button(
 ) -> None:
     if cfg.button.pin < 0:
         return
-    from hw.button import GestureButton
-
     from .button_map import button_action
+    from .gpio import build_button
 
     def on_gesture(gesture: str) -> None:
         loop = app.loop
@@ -340,15 +341,12 @@ def _button(
         loop.call_soon_threadsafe(act)
 
     try:
-        if pin_factory is None:
-            from hw.gpio import make_pin_factory
-
-            pin_factory = make_pin_factory(cfg.gpio.pin_factory)
-        button = GestureButton(cfg.button, on_gesture, pin_factory=pin_factory)
+        button = build_button(cfg, on_gesture, pin_factory=pin_factory)
     except Exception as exc:
         log.error("button unavailable: %s", exc)
         return
-    closers.append(button.close)
+    if button is not None:
+        closers.append(button.close)
 
 
 def liveness_bounds(rt: RealtimeConfig) -> LivenessBounds:

@@ -55,7 +55,8 @@ def test_signal(seconds: float, rate: int = SOURCE_RATE, seed: int = 12) -> np.n
 def run(args: argparse.Namespace) -> int:
     cfg = config.load_or_exit(args.config)
     from hw.audio import open_capture, open_player
-    from hw.profiles import apply_profile
+
+    from ..config.profiles import apply_profile
 
     cfg = apply_profile(cfg)
     seconds = max(3.0, float(args.seconds))

@@ -24,8 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config.load_or_exit(args.config)
     seconds = max(0.0, float(args.seconds_per_pattern))
-    from hw.leds import all_patterns, build_leds, resolve_driver
-    from hw.profiles import apply_profile
+    from hw.leds import all_patterns
+
+    from ..appliance.gpio import build_leds
+    from ..config.profiles import apply_profile, led_driver
 
     cfg = apply_profile(cfg)
     try:
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if leds is None:
         print(f"no LEDs configured (profile {cfg.hardware.profile}, leds.driver none)")
         return 0
-    print(f"driver {resolve_driver(cfg)}, profile {cfg.hardware.profile}", flush=True)
+    print(f"driver {led_driver(cfg)}, profile {cfg.hardware.profile}", flush=True)
     try:
         for pattern in all_patterns(cfg.leds):
             print(f"{pattern.name}: {pattern.effect} {pattern.color_hex}", flush=True)

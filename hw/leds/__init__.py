@@ -6,19 +6,16 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from daemon.config import Config, ConfigError
-
-from .patterns import LedInput, Pattern, all_patterns, pattern_for
+from .patterns import LedInput, LedStyle, Pattern, all_patterns, pattern_for
 
 __all__ = [
     "LedDriver",
     "LedInput",
+    "LedStyle",
     "Pattern",
     "all_patterns",
     "build_leds",
-    "check_leds",
     "pattern_for",
-    "resolve_driver",
 ]
 
 
@@ -28,72 +25,49 @@ class LedDriver(Protocol):
     def close(self) -> None: ...
 
 
-def resolve_driver(cfg: Config) -> str:
-    """The driver to use once the profile is applied: "" infers from the pins."""
-    driver = cfg.leds.driver
-    if driver == "":
-        return {1: "led", 3: "rgbled"}.get(len(cfg.leds.pins), "none")
-    return driver
-
-
-def check_leds(cfg: Config) -> None:
-    """Pins and pixel count fit the driver (profile applied); raises ConfigError naming the key."""
-    driver = resolve_driver(cfg)
-    if driver in ("led", "pwmled", "rgbled"):
-        want = 3 if driver == "rgbled" else 1
-        if len(cfg.leds.pins) != want:
-            raise ConfigError(
-                "leds.pins",
-                f"driver {driver!r} needs {want} pin{'s' if want > 1 else ''}, "
-                f"got {list(cfg.leds.pins)}",
-            )
-    if driver == "apa102" and cfg.leds.count < 1:
-        raise ConfigError("leds.count", "expected the number of APA102 pixels (1 or more)")
-
-
 def build_leds(
-    cfg: Config,
+    driver: str,
     *,
+    pins: tuple[int, ...] = (),
+    count: int = 0,
+    spi_port: int = 0,
+    spi_device: int = 1,
+    power_pin: int = -1,
+    brightness: float = 0.5,
     pin_factory: Any | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> LedDriver | None:
-    """The configured LED driver (board profile applied), or None when there are no LEDs.
+    """The LED driver ``driver`` ("led", "pwmled", "rgbled", "apa102" or "none": None).
 
-    Raises ConfigError naming the key when pins or counts do not fit the driver.
+    ``pins``: one GPIO for led/pwmled, three (r, g, b) for rgbled; ``count`` APA102
+    pixels on SPI ``spi_port``/``spi_device``, their supply switched by ``power_pin``
+    (-1: none); ``brightness`` 0..1. ``pin_factory`` None is gpiozero's default. The
+    caller has checked pins and count against the driver (daemon.config.profiles).
+    Raises what gpiozero raises (pins busy, no SPI) and ValueError for an unknown driver.
     """
-    from hw.gpio import make_pin_factory
-    from hw.profiles import apply_profile
-
-    cfg = apply_profile(cfg)  # idempotent: explicit keys and filled keys both stay
-    check_leds(cfg)
-    leds = cfg.leds
-    driver = resolve_driver(cfg)
     if driver == "none":
         return None
-    if pin_factory is None:
-        pin_factory = make_pin_factory(cfg.gpio.pin_factory, pwm=driver in ("pwmled", "rgbled"))
     if driver in ("led", "pwmled", "rgbled"):
         from .drivers import build_gpio_driver
 
-        return build_gpio_driver(driver, leds.pins, leds.brightness, pin_factory, clock)
-    # apa102
+        return build_gpio_driver(driver, pins, brightness, pin_factory, clock)
+    if driver != "apa102":
+        raise ValueError(f"unknown LED driver {driver!r}")
     import gpiozero
 
     from .apa102 import Apa102Driver
 
     power = None
-    if leds.power_pin >= 0:
+    if power_pin >= 0:
         # ReSpeaker 4-mic: the pixels' supply is switched by GPIO5 (active high)
-        power = gpiozero.DigitalOutputDevice(
-            leds.power_pin, initial_value=True, pin_factory=pin_factory
-        )
+        power = gpiozero.DigitalOutputDevice(power_pin, initial_value=True, pin_factory=pin_factory)
     try:
-        spi = _open_spi(pin_factory, leds.spi_port, leds.spi_device)
+        spi = _open_spi(pin_factory, spi_port, spi_device)
     except Exception:
         if power is not None:
             power.close()
         raise
-    return Apa102Driver(spi, leds.count, leds.brightness, power=power, clock=clock)
+    return Apa102Driver(spi, count, brightness, power=power, clock=clock)
 
 
 def _open_spi(pin_factory: Any | None, port: int, device: int) -> Any:

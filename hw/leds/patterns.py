@@ -15,12 +15,13 @@ countdown > state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Protocol
 
-from daemon.config import LED_EFFECTS, LED_PATTERN_KEYS, LedsConfig
+from daemon.vocab import LED_EFFECTS, LED_PATTERN_KEYS, LedEffect
 
-Effect = Literal["off", "solid", "blink", "pulse", "breathe", "spin"]
+Effect = LedEffect
 Color = tuple[int, int, int]
 
 # breathe never goes fully dark: a speaking speaker stays visibly lit
@@ -37,6 +38,17 @@ EFFECT_PERIODS: dict[str, float] = {
     "breathe": 2.0,
     "spin": 1.2,
 }
+
+
+class LedStyle(Protocol):
+    """The per-key overrides: ``patterns`` maps a key to an effect name, ``colors`` to
+    "#rrggbb" (config's ``[leds]`` section is one; the loader checked both)."""
+
+    @property
+    def patterns(self) -> Mapping[str, str]: ...
+
+    @property
+    def colors(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,7 @@ def pattern_key(inp: LedInput) -> str:
     return "idle"  # an unknown state shows nothing rather than something wrong
 
 
-def styled(key: str, cfg: LedsConfig) -> Pattern:
+def styled(key: str, cfg: LedStyle) -> Pattern:
     """The default pattern for ``key`` with the config's overrides applied."""
     base = DEFAULTS[key]
     effect = cfg.patterns.get(key, base.effect)
@@ -133,11 +145,11 @@ def styled(key: str, cfg: LedsConfig) -> Pattern:
     return base
 
 
-def pattern_for(inp: LedInput, cfg: LedsConfig) -> Pattern:
+def pattern_for(inp: LedInput, cfg: LedStyle) -> Pattern:
     return styled(pattern_key(inp), cfg)
 
 
-def all_patterns(cfg: LedsConfig) -> list[Pattern]:
+def all_patterns(cfg: LedStyle) -> list[Pattern]:
     """Every pattern of the vocabulary, in display order (for `voicepi leds`)."""
     return [styled(key, cfg) for key in LED_PATTERN_KEYS]
 

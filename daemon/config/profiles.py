@@ -1,5 +1,9 @@
 """Board profiles: `[hardware] profile` fills in capture channels, LEDs and the button.
 
+Pure config data (config in, config out): the wiring then hands the filled-in values
+to ``hw`` as plain pins, counts and names. ``led_driver`` and ``check_leds`` judge
+the LED keys once the profile is applied.
+
 A key counts as explicit when its value differs from the field's default; explicit
 keys always win. Sources checked (vendor code):
 - respeaker/mic_hat interfaces/pixels.py (3 APA102), interfaces/button.py (BUTTON = 17);
@@ -21,7 +25,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.config import AudioConfig, ButtonConfig, Config, LedsConfig
+from .errors import ConfigError
+from .schema import AudioConfig, ButtonConfig, Config, LedsConfig
 
 
 @dataclass(frozen=True)
@@ -83,3 +88,27 @@ def apply_profile(cfg: Config) -> Config:
     leds: LedsConfig = _fill(cfg.leds, profile.leds)
     button: ButtonConfig = _fill(cfg.button, profile.button)
     return dataclasses.replace(cfg, audio=audio, leds=leds, button=button)
+
+
+def led_driver(cfg: Config) -> str:
+    """The LED driver to use once the profile is applied: "" infers it from the pins
+    (one pin "led", three "rgbled", none "none")."""
+    driver = cfg.leds.driver
+    if driver == "":
+        return {1: "led", 3: "rgbled"}.get(len(cfg.leds.pins), "none")
+    return driver
+
+
+def check_leds(cfg: Config) -> None:
+    """Pins and pixel count fit the driver (profile applied); raises ConfigError naming the key."""
+    driver = led_driver(cfg)
+    if driver in ("led", "pwmled", "rgbled"):
+        want = 3 if driver == "rgbled" else 1
+        if len(cfg.leds.pins) != want:
+            raise ConfigError(
+                "leds.pins",
+                f"driver {driver!r} needs {want} pin{'s' if want > 1 else ''}, "
+                f"got {list(cfg.leds.pins)}",
+            )
+    if driver == "apa102" and cfg.leds.count < 1:
+        raise ConfigError("leds.count", "expected the number of APA102 pixels (1 or more)")
