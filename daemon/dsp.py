@@ -234,10 +234,6 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return max(SILENCE_DBFS, 20.0 * math.log10(level))
 
 
-def db_to_gain(db: float) -> float:
-    return float(10.0 ** (db / 20.0))
-
-
 def volume_gain(percent: float) -> float:
     """Volume percent (0-100) to a linear gain; a square law, so 50 % is about -12 dB."""
     p = min(100.0, max(0.0, float(percent))) / 100.0
@@ -254,14 +250,3 @@ def fade_ramp(length: int) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     n = np.arange(1, length + 1, dtype=np.float64)
     return (0.5 * (1.0 + np.cos(np.pi * n / (length + 1)))).astype(np.float32)
-
-
-def fade_out(samples: np.ndarray, length: int | None = None) -> np.ndarray:
-    """The first ``length`` samples (all if None) faded to silence; dtype is kept."""
-    x = np.asarray(samples)
-    n = len(x) if length is None else max(0, min(length, len(x)))
-    faded = x[:n].astype(np.float64) * fade_ramp(n)
-    if np.issubdtype(x.dtype, np.floating):
-        same: np.ndarray = faded.astype(x.dtype)
-        return same
-    return float_to_int16(faded)

@@ -22,9 +22,9 @@ import numpy as np
 from .config import SOUND_NAMES, ConfigError, SoundsConfig
 from .dsp import volume_gain
 from .events import CloseReason
-from .vocab import SoundName
+from .vocab import PCM_RATE, SoundName
 
-SOURCE_RATE = 24000  # the player's input rate; sounds are stored at it
+SOURCE_RATE = PCM_RATE  # the player's input rate; sounds are stored at it
 SOUND_ITEM_PREFIX = "voicepi-sound:"  # player item ids of sounds (server ids never look so)
 MAX_SECONDS = 10.0  # a longer WAV is refused: sounds are cues, and they are held in memory
 _PEAK = 0.5  # of full scale, before [sounds] volume and audio.volume

@@ -34,8 +34,6 @@ METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
 )
 
-CLEARTEXT = {"ws": "wss", "http": "https"}  # cleartext scheme -> its encrypted twin
-
 
 class UrlPolicyError(ValueError):
     """A URL the policy refuses; ``key`` names the setting, ``rule`` the broken rule."""

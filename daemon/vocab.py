@@ -25,6 +25,7 @@ Eagerness = Literal["auto", "low", "medium", "high"]
 
 # --------------------------------------------------------------------------- tools
 
+ToolPolicy = Literal["always", "never", "ask"]  # tooling.policy: approve, reject, ask
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # the API's function name rule
 BUILTIN_TOOL_NAMES = ("get_time", "set_volume", "end_session")  # daemon/agents/builtin.py
 
@@ -41,6 +42,14 @@ ApplianceState = Literal[
     "muted",
     "error",
 ]
+# The states a session is open in (the button and the LED countdown look at them).
+IN_SESSION: tuple[ApplianceState, ...] = (
+    "connecting",
+    "listening",
+    "thinking",
+    "working",
+    "speaking",
+)
 SoundName = Literal["wake", "end", "error"]  # the [sounds] keys; daemon/sounds.py plays them
 SOUND_NAMES: tuple[SoundName, ...] = get_args(SoundName)
 

@@ -13,7 +13,6 @@ from daemon.dsp import (
     SILENCE_DBFS,
     Resampler,
     array_to_pcm16,
-    fade_out,
     fade_ramp,
     pcm16_to_array,
     pick_channel,
@@ -212,14 +211,7 @@ def test_volume_curve() -> None:
     assert gains == sorted(gains)
 
 
-def test_fade_out() -> None:
+def test_fade_ramp() -> None:
     ramp = fade_ramp(8)
     assert ramp[0] < 1.0 and ramp[-1] > 0.0 and np.all(np.diff(ramp) < 0)
-    x = np.full(100, 10000, dtype=np.int16)
-    y = fade_out(x, 50)
-    assert len(y) == 50 and y.dtype == np.int16
-    assert y[0] > 9900 and y[-1] < 100 and np.all(np.diff(y.astype(int)) <= 0)
-    assert len(fade_out(x)) == 100
-    f = fade_out(np.ones(4, dtype=np.float32))
-    assert f.dtype == np.float32
     assert len(fade_ramp(0)) == 0

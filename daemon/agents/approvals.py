@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
-Policy = Literal["always", "never", "ask"]
-POLICIES: tuple[Policy, ...] = ("always", "never", "ask")
+from daemon.vocab import ToolPolicy
+
+Policy: TypeAlias = ToolPolicy  # "always" approves, "never" rejects, "ask" waits
 
 
 @dataclass(frozen=True, kw_only=True)

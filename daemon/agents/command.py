@@ -32,7 +32,6 @@ from .tools import FunctionTool, ToolArgumentError
 BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 STDERR_TAIL = 400  # bytes of stderr kept for the failure message
-CHUNK = 64 * 1024  # bytes per pipe read
 
 
 class CommandFailed(RuntimeError):

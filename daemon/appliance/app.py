@@ -28,7 +28,7 @@ from ..config import Config
 from ..countdown import Expired, InactivityCountdown
 from ..realtime.failures import RealtimeFailure
 from ..sounds import CLOSE_SOUNDS, SOUND_ITEM_PREFIX, is_sound_item
-from ..vocab import SoundName
+from ..vocab import PCM_RATE, SoundName, busy_cause
 from .audio_path import AudioPath
 from .handoff import FrameHandoff
 from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
@@ -36,7 +36,7 @@ from .state import ApplianceStateMachine, session_facts
 
 log = logging.getLogger("voicepi.appliance")
 
-SESSION_RATE = 24000
+SESSION_RATE = PCM_RATE  # the session's (and sounds') PCM16 rate
 WAKE_RATE = 16000
 # The wake word's score crosses the threshold a little after the word ends;
 # start the session's audio this much before the detection point.
@@ -551,13 +551,13 @@ class Appliance:
                 cd.start(now)
                 self._emit_state(self.sm.update(session="connected"))
             case ev.UserStartedSpeaking():
-                out += cd.set_busy("user_speaking", True, now)
+                out += cd.set_busy(busy_cause("user_speaking"), True, now)
             case ev.UserStoppedSpeaking():
-                out += cd.set_busy("user_speaking", False, now)
+                out += cd.set_busy(busy_cause("user_speaking"), False, now)
             case ev.AgentStart():
-                out += cd.set_busy("response", True, now)
+                out += cd.set_busy(busy_cause("response"), True, now)
             case ev.AgentEnd():
-                out += cd.set_busy("response", False, now)
+                out += cd.set_busy(busy_cause("response"), False, now)
             case ev.Audio(item_id=item_id, data=data):
                 self.parts.speaker.write(item_id, data)
             case ev.AudioStopped(item_id=item_id):
@@ -568,14 +568,14 @@ class Appliance:
             # the first of two parallel tools to finish does not start the countdown.
             case ev.AgentToolStart(call_id=call_id):
                 run.tools_running.add(call_id)
-                out += cd.set_busy(f"tool:{call_id}", True, now)
+                out += cd.set_busy(busy_cause("tool", call_id), True, now)
                 self._emit_state(self.sm.update(tools_running=len(run.tools_running)))
             case ev.AgentToolEnd(call_id=call_id):
                 run.tools_running.discard(call_id)
-                out += cd.set_busy(f"tool:{call_id}", False, now)
+                out += cd.set_busy(busy_cause("tool", call_id), False, now)
                 self._emit_state(self.sm.update(tools_running=len(run.tools_running)))
             case ev.ToolApprovalRequested(approval_id=approval_id) if self.parts.agents is None:
-                out += cd.set_busy(f"approval:{approval_id}", True, now)
+                out += cd.set_busy(busy_cause("approval", approval_id), True, now)
                 self._emit_state(self.sm.update(approval_pending=True))
             case ev.UserTranscript() | ev.AssistantTranscript():
                 out += cd.activity(event.type, now)
@@ -610,7 +610,7 @@ class Appliance:
             return
         run.items_playing.add(item_id)
         self.parts.detector.pause()
-        self._set_busy(f"playing:{item_id}", True, playing=True)
+        self._set_busy(busy_cause("playing", item_id), True, playing=True)
 
     def speaker_progress(self, item_id: str, samples: int) -> None:
         if self.run_ is None or is_sound_item(item_id):
@@ -629,7 +629,7 @@ class Appliance:
         if self.run_ is None:
             return
         self.run_.items_playing.discard(item_id)
-        self._set_busy(f"playing:{item_id}", False)
+        self._set_busy(busy_cause("playing", item_id), False)
         if self.parts.agents is not None:
             self.parts.agents.playback_finished(item_id)
         else:
@@ -645,10 +645,10 @@ class Appliance:
             return
         run = self.run_
         for item_id in run.items_playing if run is not None else ():
-            self._set_busy(f"playing:{item_id}", False)
+            self._set_busy(busy_cause("playing", item_id), False)
         if run is not None:
             run.items_playing.clear()
-        self._set_busy("playing", False, playing=False)
+        self._set_busy(busy_cause("playing"), False, playing=False)
 
     def speaker_callbacks(self) -> _SpeakerBridge:
         return _SpeakerBridge(self)
@@ -787,7 +787,7 @@ class Appliance:
     def set_approval_pending(self, pending: bool) -> None:
         if self.run_ is None and pending:
             return
-        self._set_busy("approval", pending, approval_pending=pending)
+        self._set_busy(busy_cause("approval"), pending, approval_pending=pending)
 
     def end_session(self) -> None:
         """The end_session tool: called once the goodbye has played."""

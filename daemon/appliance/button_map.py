@@ -14,11 +14,16 @@ the long press (the privacy switch) opens the microphone again.
 
 from __future__ import annotations
 
-IN_SESSION = ("connecting", "listening", "thinking", "working", "speaking")
-ACTIONS = ("wake", "interrupt", "approve", "reject", "end_session", "mute_toggle", "none")
+from typing import Literal
+
+from ..vocab import IN_SESSION
+
+ButtonAction = Literal[
+    "wake", "interrupt", "approve", "reject", "end_session", "mute_toggle", "none"
+]
 
 
-def button_action(gesture: str, state: str, approval_pending: bool) -> str:
+def button_action(gesture: str, state: str, approval_pending: bool) -> ButtonAction:
     if gesture == "long":
         return "mute_toggle"
     if gesture == "press":

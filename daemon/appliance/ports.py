@@ -58,17 +58,6 @@ class SpeakerCallbacks(Protocol):
     def on_drained(self) -> None: ...
 
 
-class Detection(Protocol):
-    @property
-    def model(self) -> str: ...
-
-    @property
-    def score(self) -> float: ...
-
-    @property
-    def end_sample(self) -> int: ...
-
-
 class WakeDetector(Protocol):
     def process(self, samples: np.ndarray) -> list[Any]: ...
 

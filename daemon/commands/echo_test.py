@@ -16,10 +16,11 @@ import time
 import numpy as np
 
 from .. import aec, config
+from ..vocab import PCM_RATE
 from .common import add_config_argument
 
 SIGNAL_S = 5.0
-SOURCE_RATE = 24000
+SOURCE_RATE = PCM_RATE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

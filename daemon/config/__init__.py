@@ -16,7 +16,7 @@ reverse (tests/test_layers.py holds that).
 
 from __future__ import annotations
 
-from daemon.vocab import LED_EFFECTS, LED_PATTERN_KEYS, SOUND_NAMES
+from daemon.vocab import LED_EFFECTS, LED_PATTERN_KEYS, SOUND_NAMES, ToolPolicy
 
 from .agent_checks import CREDENTIAL_REF, FORBIDDEN_ENV, PLACEHOLDER, check_agents
 from .checks import check_url
@@ -41,7 +41,6 @@ from .schema import (
     SoundsConfig,
     ToolingConfig,
     ToolParamConfig,
-    ToolPolicy,
     WakewordConfig,
     opt,
 )

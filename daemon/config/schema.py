@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from daemon.vocab import Eagerness, NoiseReduction, TurnDetection, Voice
+from daemon.vocab import PCM_RATE, Eagerness, NoiseReduction, ToolPolicy, TurnDetection, Voice
 
 
 def opt(
@@ -110,7 +110,7 @@ class AudioConfig:
         0, min=0, max=192000, doc="Capture rate in Hz; 0 = the device's default rate."
     )
     output_rate: int = opt(
-        24000, min=8000, max=192000, doc="Playback rate in Hz (the answer is resampled)."
+        PCM_RATE, min=8000, max=192000, doc="Playback rate in Hz (the answer is resampled)."
     )
     block_ms: int = opt(20, min=10, max=40, doc="Playback block, milliseconds.")
     jitter_ms: int = opt(
@@ -265,8 +265,6 @@ class LoggingConfig:
 
 
 # --------------------------------------------------------------------------- agents (issue 6)
-
-ToolPolicy = Literal["always", "never", "ask"]
 
 
 @dataclass(frozen=True)

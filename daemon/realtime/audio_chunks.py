@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-SAMPLE_RATE = 24000
+from daemon.vocab import PCM_RATE
+
+SAMPLE_RATE = PCM_RATE
 BYTES_PER_SAMPLE = 2
 BYTES_PER_MS = SAMPLE_RATE * BYTES_PER_SAMPLE // 1000  # 48
 CHUNK_MS = 20

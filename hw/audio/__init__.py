@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from daemon.vocab import PCM_RATE
+
 from .capture import Capture, Clock, OnAudio, OnError, PyAudioCapture
 from .devices import (
     AudioDeviceError,
@@ -117,7 +119,7 @@ def open_capture(
 def open_player(
     spec: str,
     *,
-    rate: int = 24000,
+    rate: int = PCM_RATE,
     block_ms: int = 20,
     jitter_ms: int = 80,
     volume: int = 80,

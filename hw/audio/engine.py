@@ -27,6 +27,7 @@ from daemon.dsp import (
     rms_dbfs,
     volume_gain,
 )
+from daemon.vocab import PCM_RATE
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class PlaybackEngine:
         self,
         *,
         device_rate: int,
-        source_rate: int = 24000,
+        source_rate: int = PCM_RATE,
         jitter_ms: int = 80,
         volume: int = 80,
         fade_ms: float = 5.0,

@@ -20,6 +20,7 @@ import numpy as np
 from daemon.audiofile import AudioFile, pick_channel, read_audio
 from daemon.audiofile import WavError as WavError  # re-exported: hw.audio.WavError
 from daemon.dsp import Resampler
+from daemon.vocab import PCM_RATE
 
 from .capture import Capture, Clock, OnAudio, OnError
 from .engine import PlaybackEngine, PlaybackTracker
@@ -162,12 +163,12 @@ class FilePlayer(Player):
         self,
         path: str | Path,
         *,
-        rate: int = 24000,
+        rate: int = PCM_RATE,
         block_ms: int = 20,
         jitter_ms: int = 80,
         volume: int = 80,
         tracker: PlaybackTracker | None = None,
-        source_rate: int = 24000,
+        source_rate: int = PCM_RATE,
         fade_ms: float = 5.0,
         keep_silence: bool = True,
         clock: Clock = time.monotonic,

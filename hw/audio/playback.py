@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from daemon.vocab import PCM_RATE
+
 from .devices import (
     AudioDeviceError,
     DeviceInfo,
@@ -117,14 +119,14 @@ class PyAudioPlayer(Player):
         self,
         spec: str,
         *,
-        rate: int = 24000,
+        rate: int = PCM_RATE,
         block_ms: int = 20,
         jitter_ms: int = 80,
         volume: int = 80,
         tracker: PlaybackTracker | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         channels: int = 0,
-        source_rate: int = 24000,
+        source_rate: int = PCM_RATE,
         fade_ms: float = 5.0,
     ) -> None:
         import pyaudio

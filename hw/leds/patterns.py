@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from daemon.vocab import LED_EFFECTS, LED_PATTERN_KEYS, LedEffect
+from daemon.vocab import IN_SESSION, LED_EFFECTS, LED_PATTERN_KEYS, LedEffect
 
 Effect = LedEffect
 Color = tuple[int, int, int]
@@ -105,8 +105,6 @@ DEFAULTS: dict[str, Pattern] = {
 }
 assert tuple(DEFAULTS) == LED_PATTERN_KEYS
 assert set(EFFECT_PERIODS) == set(LED_EFFECTS)
-
-IN_SESSION = ("connecting", "listening", "thinking", "working", "speaking")
 
 
 def parse_color(text: str) -> Color:

@@ -11,8 +11,9 @@ from typing import Literal
 import numpy as np
 
 from daemon import dsp
+from daemon.vocab import PCM_RATE
 
-RATE = 24000
+RATE = PCM_RATE
 SpeechMode = Literal["auto", "espeak", "tone"]
 
 
