@@ -69,7 +69,7 @@ def frames_of(audio: np.ndarray) -> list[np.ndarray]:
 
 def floor(audio: np.ndarray) -> float:
     """The three models per frame, invoked directly (CPU s per audio s)."""
-    from daemon.wakeword.engines import _builtin_dir, _Interpreter, _tflite_lib
+    from daemon.wakeword.pyopen import _builtin_dir, _Interpreter, _tflite_lib
 
     lib, models = _tflite_lib(), _builtin_dir()
     mel = _Interpreter(lib, models / "melspectrogram.tflite", (1, 1760))
