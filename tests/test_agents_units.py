@@ -33,6 +33,7 @@ from daemon.config import ConfigError
 from daemon.realtime import validate
 from daemon.realtime.engine import RealtimeProtocol
 from tests import engine_script as S
+from tests.audio_helpers import wait_for
 
 # --------------------------------------------------------------------------- function tools
 
@@ -134,12 +135,25 @@ async def test_command_failure_and_timeout(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="exited with status 3: oops"):
         await run_command(["/bin/sh", "-c", "echo oops >&2; exit 3"], 5.0)
     marker = tmp_path / "child-alive"
-    # The child of the command is killed with it (own process group).
-    script = f"(sleep 1; touch {marker}) & sleep 30"
+    pidfile = tmp_path / "child-pid"
+    # The child of the command is killed with it (own process group): the condition is
+    # that the child is gone, so it can never touch the marker (no fixed sleep).
+    script = f"sh -c 'sleep 1; touch {marker}' & echo $! > {pidfile}; sleep 30"
     with pytest.raises(TimeoutError):
         await run_command(["/bin/sh", "-c", script], 0.2)
-    await asyncio.sleep(1.3)
+    pid = pidfile.read_text().strip() if pidfile.exists() else ""
+    if pid:  # else the shell was killed before it started the child
+        wait_for(lambda: not _running(int(pid)), timeout=5.0)
     assert not marker.exists()
+
+
+def _running(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :].split()[0] != b"Z"
 
 
 def test_command_tool_config_errors() -> None:

@@ -225,7 +225,7 @@ async def test_401_and_429_show_the_servers_reason_and_retry_after_is_honoured(
             srv.reject_body = json.dumps(
                 {"error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}}
             ).encode()
-            app.app._retry_at = None  # Retry-After is over (it is the clock's business)
+            app.app.failures.retry_at = None  # Retry-After is over (it is the clock's business)
             mark = button_wake(app)
             await app.wait_state("error", 10, after=mark)
             err = the_failure(app, mark)

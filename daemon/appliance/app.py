@@ -5,135 +5,49 @@ asyncio loop with ``call_soon_threadsafe``; everything after that runs on the
 loop, so the state needs no locks. State is derived from facts
 (``state.derive``), LED output from state (a pure function), and every
 transition is reported through ``emit`` as an event.
+
+Layout: app.py (the session: wake, connect, events, timers, button, agent
+callbacks), core.py (shared state and outputs), microphone.py, speaker.py,
+parts.py (what it is built from), failure.py (a failure on display), feedback.py
+(sounds, LEDs), status.py (STATUS line, start-up summary).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import itertools
 import logging
-import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import urlsplit
-
-import numpy as np
+from typing import Any
 
 from .. import events as ev
 from ..config import Config
 from ..countdown import Expired, InactivityCountdown
 from ..realtime.failures import RealtimeFailure
-from ..sounds import CLOSE_SOUNDS, SOUND_ITEM_PREFIX, is_sound_item
-from ..vocab import PCM_RATE, SoundName, busy_cause
-from .audio_path import AudioPath
-from .handoff import FrameHandoff
-from .ports import Leds, Mic, MicFactory, Notifier, Session, Speaker, WakeDetector
-from .state import ApplianceStateMachine, session_facts
+from ..vocab import PCM_RATE, busy_cause
+from .failure import FailureHold
+from .microphone import WAKE_RATE, MicrophoneMixin
+from .parts import AgentsPort, Parts, SessionRun
+from .speaker import SpeakerMixin
+from .state import session_facts
+
+__all__ = ["AgentsPort", "Appliance", "Parts"]
 
 log = logging.getLogger("voicepi.appliance")
 
 SESSION_RATE = PCM_RATE  # the session's (and sounds') PCM16 rate
-WAKE_RATE = 16000
 # The wake word's score crosses the threshold a little after the word ends;
 # start the session's audio this much before the detection point.
 PREROLL_MARGIN_S = 0.1
-MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
-# Microphone audio the loop may lag behind before the oldest is dropped. Idle, stale audio is
-# worth nothing (a wake word heard late); in a session every word counts, so a stall (a
-# connect, a busy moment) is caught up instead, still bounded (30 s is about 1 MB).
-MAX_AUDIO_BACKLOG_S = 0.5
-MAX_SESSION_AUDIO_BACKLOG_S = 30.0
-AUDIO_BATCH_S = 0.1  # microphone audio handled per loop callback (signals get in between)
-MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
-WATCHDOG_EVERY_S = 2.0
 CONNECT_GUARD_S = 10.0  # beyond connect_timeout: the session's own abort takes <= 5 s
-ERROR_HOLD_S = 3.0  # a session failure shows the error state and LED this long, then idle
 
 
-class AgentsPort(Protocol):
-    def approve(self) -> bool: ...
+class Appliance(MicrophoneMixin, SpeakerMixin):
+    """Wake word -> session -> answer -> countdown -> idle, on one asyncio loop.
 
-    def reject(self) -> bool: ...
-
-    def playback_progress(self, item_id: str, samples_played: int) -> None: ...
-
-    def playback_finished(self, item_id: str) -> None: ...
-
-
-@dataclass
-class Parts:
-    """Everything the appliance drives, wired by the CLI or a test."""
-
-    open_mic: MicFactory
-    speaker: Speaker
-    detector: WakeDetector
-    new_session: Callable[[], Session]
-    emit: Callable[[ev.Event], None]
-    notifier: Notifier
-    leds: Leds | None = None
-    led_pattern: Callable[[dict[str, Any]], Any] | None = None  # LedInput fields -> pattern
-    clock: Callable[[], float] = time.monotonic
-    wake_names: tuple[str, ...] = ("hey_jarvis",)
-    # daemon.agents.AgentRuntime: approvals, and playback reports for end_session.
-    agents: AgentsPort | None = None
-    api_key_found: bool | None = None  # for the start-up summary (never the key itself)
-    # Feedback sounds by name (daemon.sounds.load_sounds): int16 mono at 24 kHz.
-    sounds: dict[SoundName, np.ndarray] = field(default_factory=dict)
-
-
-@dataclass
-class _SessionRun:
-    session: Session
-    started: float
-    task: asyncio.Task[None] | None = None
-    close_reason: ev.CloseReason | None = None
-    connected: bool = False
-    items_playing: set[str] = field(default_factory=set)
-    tools_running: set[str] = field(default_factory=set)  # call ids
-    failure: ev.ErrorInfo | None = None  # the typed failure that ends this session
-
-
-class Appliance:
-    def __init__(self, cfg: Config, parts: Parts, *, max_sessions: int | None = None) -> None:
-        self.cfg = cfg
-        self.parts = parts
-        self.max_sessions = max_sessions
-        self.sm = ApplianceStateMachine()
-        self.countdown = InactivityCountdown(cfg.session.inactivity_timeout, cfg.session.countdown)
-        self.path: AudioPath | None = None
-        self.mic: Mic | None = None
-        self.run_: _SessionRun | None = None
-        self.sessions_done = 0
-        self.exit_code = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop = asyncio.Event()
-        self._timer_kick = asyncio.Event()
-        self._last_frame = 0.0
-        self._last_watchdog = 0.0
-        self._end_when_drained = False  # end_session came before the speaker's drain hop
-        self._handoff: FrameHandoff | None = None
-        self.audio_dropped_samples = 0  # microphone audio dropped because the CPU fell behind
-        self._dropped_logged_at: float | None = None
-        self._dropped_unlogged = 0  # since the last warning (logged at most every 10 s)
-        self._frames_seen = False
-        self._ready_sent = False
-        self._remaining: int | None = None
-        self._led_key: tuple[Any, ...] | None = None
-        self._mic_failed_at: float | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._wake_offset = 0  # path.wake_total when the detector was last reset
-        self._failure_until: float | None = None  # the failure shown until then
-        # A rate limit's Retry-After: wakes before this fail at once, no connection attempt.
-        self._retry_at: float | None = None
-        self._retry_info: ev.ErrorInfo | None = None
-        self._sound_seq = 0
-        self._sounds_queued: set[str] = set()  # sound items not yet played out
-        self._sounds_done = asyncio.Event()  # set while no sound is queued
-        self._sounds_done.set()
+    ``run()`` until ``request_stop``; the state, countdown and outputs are in core.py,
+    the microphone in microphone.py, the speaker callbacks and sounds in speaker.py.
+    """
 
     # ================================================================ lifecycle
 
@@ -155,24 +69,16 @@ class Appliance:
         old, self.cfg = self.cfg, cfg
         if cfg.audio.volume != old.audio.volume:
             self.parts.speaker.set_volume(cfg.audio.volume)
-        self._led_key = None  # pattern or colour overrides may have changed
+        self.led_output.invalidate()  # pattern or colour overrides may have changed
         self._refresh_leds()
         self._timer_kick.set()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._loop
-
-    def request_stop(self, exit_code: int = 0) -> None:
-        self.exit_code = self.exit_code or exit_code
-        self._stop.set()
 
     async def _shutdown(self) -> None:
         self.parts.notifier.stopping()
         self.parts.notifier.status("stopping")
         if self.run_ is not None:
             await self._end_session("shutdown")
-        await self._let_sounds_finish()
+        await self.sound_queue.let_finish()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -186,191 +92,6 @@ class Appliance:
         self.parts.speaker.close()
         if self.parts.leds is not None:
             self.parts.leds.close()
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("internal task failed: %r", exc, exc_info=exc)
-            self._error("internal_error", repr(exc))
-
-    # ================================================================ microphone
-
-    def _open_mic(self) -> bool:
-        loop = self._loop
-        assert loop is not None
-
-        # Bounded: a starved CPU drops old audio (reported) instead of processing it late.
-        start_limit = int(WAKE_RATE * MAX_AUDIO_BACKLOG_S)  # until the rate is known
-        handoff = FrameHandoff(loop, self._on_audio, self._on_audio_dropped, start_limit)
-
-        def on_error(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(self._on_mic_error, exc)
-
-        try:
-            self.mic = self.parts.open_mic(handoff.put, on_error)
-        except Exception as exc:  # a missing device is an error state, not a crash
-            self._on_mic_error(exc)
-            return False
-        handoff.batch_samples = int(self.mic.rate * AUDIO_BATCH_S)
-        self._handoff = handoff
-        self._set_backlog_limit()
-        self.path = AudioPath(self.mic.rate, WAKE_RATE, SESSION_RATE, self.cfg.session.preroll)
-        self._last_frame = self.parts.clock()
-        self._frames_seen = False
-        return True
-
-    def _on_mic_error(self, exc: BaseException) -> None:
-        if self.mic is None and self._mic_failed_at is not None:
-            return  # already recovering
-        if self.mic is not None:
-            with contextlib.suppress(Exception):
-                self.mic.close()
-            self.mic = None
-        if self._mic_failed_at is not None:
-            # A reopen attempt failed again before any frame: the fault is already shown
-            # and logged once; the monitor keeps retrying until it gives up.
-            log.debug("microphone still unavailable: %s", exc)
-            return
-        now = self.parts.clock()  # logged once, as the error event below
-        if self._mic_failed_at is None:
-            self._mic_failed_at = now
-        self._error("microphone_unavailable", str(exc) or type(exc).__name__)
-        self._emit_state(self.sm.update(error="microphone unavailable"))
-        self._refresh_leds()
-        self.parts.notifier.status("microphone unavailable, retrying")
-        if self.run_ is not None:
-            self._spawn(self._end_session("error"))
-
-    async def _mic_monitor(self) -> None:
-        """Detect stalls, reopen a failed mic with backoff, give up after 30 s."""
-        backoff = 0.5
-        while not self._stop.is_set():
-            await asyncio.sleep(0.25)
-            now = self.parts.clock()
-            if self.mic is not None and now - self._last_frame > MIC_STALL_S:
-                self._on_mic_error(TimeoutError(f"no audio for {MIC_STALL_S:g} s"))
-            if self.mic is not None or self._mic_failed_at is None:
-                backoff = 0.5
-                continue
-            if now - self._mic_failed_at > MIC_GIVE_UP_S:
-                log.error("microphone not recovered in %g s; exiting", MIC_GIVE_UP_S)
-                self.parts.notifier.status("microphone unavailable, giving up")
-                self.request_stop(1)
-                return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 4.0)
-            self._open_mic()
-
-    def _set_backlog_limit(self) -> None:
-        if self._handoff is None or self.mic is None:
-            return
-        seconds = MAX_AUDIO_BACKLOG_S if self.run_ is None else MAX_SESSION_AUDIO_BACKLOG_S
-        self._handoff.max_samples = int(self.mic.rate * seconds)  # read by the audio thread
-
-    def _on_audio_dropped(self, samples: int) -> None:
-        """The loop fell more than MAX_AUDIO_BACKLOG_S behind the microphone."""
-        self.audio_dropped_samples += samples
-        self._dropped_unlogged += samples
-        now = self.parts.clock()
-        if self._dropped_logged_at is None or now - self._dropped_logged_at >= 10.0:
-            self._dropped_logged_at = now
-            rate = self.mic.rate if self.mic is not None else WAKE_RATE
-            log.warning(
-                "CPU too slow for real time: dropped %d ms of microphone audio (%d ms so far)",
-                self._dropped_unlogged * 1000 // rate,
-                self.audio_dropped_samples * 1000 // rate,
-            )
-            self._dropped_unlogged = 0
-
-    def _on_audio(self, samples: np.ndarray) -> None:
-        if self.path is None or self.mic is None or self._stop.is_set():
-            return  # stopping: a backlog of wake word scoring must not delay the exit
-        now = self.parts.clock()
-        self._last_frame = now
-        if now - self._last_watchdog >= WATCHDOG_EVERY_S:
-            self._last_watchdog = now
-            self.parts.notifier.watchdog()  # fed only while frames really flow
-        if not self._frames_seen:
-            self._frames_seen = True
-            self._mic_recovered()
-        wake, sess = self.path.feed(samples)
-        facts = self.sm.facts
-        if facts.muted:
-            return
-        if self.run_ is not None:
-            self._stream_to_session(sess)
-        elif self._can_wake() and len(wake):
-            for det in self.parts.detector.process(wake):
-                self._wake(det.model, det.score, self._wake_offset + det.end_sample)
-                break
-
-    def _mic_recovered(self) -> None:
-        if self._mic_failed_at is not None:
-            log.info("microphone recovered")
-        self._mic_failed_at = None
-        self._reset_detector()
-        self._emit_state(self.sm.update(ready=True, error=""))
-        self._refresh_leds()
-        self._update_status()
-        if not self._ready_sent:
-            self._ready_sent = True
-            self._log_summary()
-            self.parts.notifier.ready()
-
-    def _log_summary(self) -> None:
-        """One info record of what started: the first thing to read in a bug report."""
-        from .. import __version__
-
-        mic, spk, det = self.mic, self.parts.speaker, self.parts.detector
-        names = getattr(det, "names", self.parts.wake_names)
-        thresholds = getattr(det, "thresholds", ())
-        wake = ", ".join(
-            f"{n}>={t:g}" if isinstance(t, float) else n
-            for n, t in itertools.zip_longest(names, thresholds[: len(names)])
-        )
-        rt = self.cfg.realtime
-        key = {True: "found", False: "not found", None: "not needed"}[self.parts.api_key_found]
-        log.info(
-            "voicepi %s ready: mic %r %s Hz %s ch; speaker %r %s Hz %s ch; wake %s; "
-            "realtime %s model %s; barge-in %s; API key %s",
-            __version__,
-            getattr(mic, "name", self.cfg.audio.input),
-            getattr(mic, "rate", "?"),
-            getattr(mic, "channels", "?"),
-            getattr(spk, "name", self.cfg.audio.output),
-            getattr(spk, "rate", "?"),
-            getattr(spk, "channels", 1),
-            wake,
-            urlsplit(rt.url).netloc,
-            rt.model,
-            self.cfg.audio.barge_in,
-            key,
-        )
-
-    def _reset_detector(self) -> None:
-        # Detections count samples since the reset; remember where that was on our timeline.
-        self._wake_offset = self.path.wake_total if self.path is not None else 0
-        self.parts.detector.reset()
-
-    def _stream_to_session(self, pcm: np.ndarray) -> None:
-        run = self.run_
-        assert run is not None and self.path is not None
-        mode = self.cfg.audio.barge_in
-        if self.sm.facts.playing and mode != "voice":
-            # Half duplex ("button") or a gate louder than the playback: silence keeps the
-            # server's audio clock continuous while the device hears itself.
-            margin = self.cfg.audio.gate_margin_db
-            loud = self.path.level_db(pcm) > self.parts.speaker.level_db + margin
-            if mode == "button" or not loud:
-                pcm = np.zeros_like(pcm)
-        run.session.send_audio(pcm.tobytes())
 
     # ================================================================ wake and sessions
 
@@ -387,15 +108,10 @@ class Appliance:
             return
         self.parts.emit(ev.WakeWordDetected(model=model, score=round(float(score), 4)))
         self.play_sound("wake")  # heard before the socket connects
-        now = self.parts.clock()
-        if self._retry_at is not None and now < self._retry_at and self._retry_info:
+        refusal = self.failures.refusal(self.parts.clock())
+        if refusal is not None:
             # The server asked us to wait: fail at once, without a connection attempt.
-            left = self._retry_at - now
-            info = dataclasses.replace(
-                self._retry_info,
-                message=f"{self._retry_info.message} (retry in {math.ceil(left)} s)",
-                retry_after=round(left, 1),
-            )
+            info = refusal
             self.parts.emit(ev.Error(error=info))
             self._show_failure(info, remember_retry=False)
             return
@@ -414,7 +130,7 @@ class Appliance:
             self._show_failure(info)
             return
         if self.sm.facts.failure:
-            self._failure_until = None
+            self.failures.clear()
             self._emit_state(self.sm.update(failure=""))
         start = None
         if end_sample is not None:
@@ -423,7 +139,7 @@ class Appliance:
         self.countdown = InactivityCountdown(
             self.cfg.session.inactivity_timeout, self.cfg.session.countdown
         )
-        self.run_ = _SessionRun(session=session, started=self.parts.clock())
+        self.run_ = SessionRun(session=session, started=self.parts.clock())
         self._set_backlog_limit()
         # Buffered by the engine until the session is configured: nothing said is lost.
         session.send_audio(self.path.start_session(start).tobytes())
@@ -432,7 +148,7 @@ class Appliance:
         self._update_status()
         self.run_.task = self._spawn(self._session_main(self.run_))
 
-    async def _session_main(self, run: _SessionRun) -> None:
+    async def _session_main(self, run: SessionRun) -> None:
         stop_reason = "closed"
         # Events are read while connecting, so agent_starting is logged at the wake and
         # a failed connect's typed error and agent_stopped(connect_failed) are too.
@@ -457,7 +173,7 @@ class Appliance:
                 run.close_reason = "error" if failed else "server_closed"
             self._session_finished(run)
 
-    async def _connect(self, run: _SessionRun) -> None:
+    async def _connect(self, run: SessionRun) -> None:
         try:
             # The session applies connect_timeout itself and reports a typed failure on
             # the event stream; this outer guard only catches a connect() that never returns.
@@ -482,7 +198,7 @@ class Appliance:
             with contextlib.suppress(Exception):
                 await run.session.close()
 
-    def _session_finished(self, run: _SessionRun) -> None:
+    def _session_finished(self, run: SessionRun) -> None:
         if self.run_ is not run:
             return
         self.run_ = None
@@ -492,14 +208,14 @@ class Appliance:
         self._end_when_drained = False
         self.parts.speaker.flush()
         self._remaining = None
-        self._sounds_flushed()
+        self.sound_queue.flushed()
         reason = run.close_reason or "server_closed"
         self.parts.emit(ev.SessionClosed(reason=reason))
         self._reset_detector()
         if run.failure is not None:
             self._hold_failure(run.failure)  # one transition: straight to error, then idle
         # A typed failure is heard as the error sound whatever the close reason says.
-        self._play_close_sound("error" if run.failure is not None else reason)
+        self.sound_queue.play_close("error" if run.failure is not None else reason)
         self._emit_state(
             self.sm.update(
                 session="none",
@@ -509,7 +225,7 @@ class Appliance:
                 playing=False,
                 approval_pending=False,
                 tools_running=0,
-                failure=self._failure_text(run.failure) if run.failure else "",
+                failure=FailureHold.text(run.failure) if run.failure else "",
             )
         )
         self._refresh_leds()
@@ -533,7 +249,7 @@ class Appliance:
 
     # ================================================================ session events
 
-    def _on_session_event(self, run: _SessionRun, event: ev.Event) -> None:
+    def _on_session_event(self, run: SessionRun, event: ev.Event) -> None:
         now = self.parts.clock()
         cd = self.countdown
         out: list[ev.Event] = []
@@ -590,110 +306,8 @@ class Appliance:
         self._refresh_leds()
         self._timer_kick.set()
 
-    def _flush_speaker(self, run: _SessionRun) -> None:
-        played = self.parts.speaker.flush()
-        self._sounds_flushed()
-        for item_id, samples in played.items():
-            if not is_sound_item(item_id):  # a sound is never model output to truncate
-                run.session.playback_progress(item_id, samples)
-        self._speaker_drained()
-
-    # ================================================================ speaker callbacks
-    # The player calls these from its audio thread; ``speaker_callbacks`` hops them here.
-
-    def speaker_started(self, item_id: str) -> None:
-        if is_sound_item(item_id):
-            self.parts.detector.pause()  # the device must not score its own sounds
-            return
-        run = self.run_
-        if run is None:
-            return
-        run.items_playing.add(item_id)
-        self.parts.detector.pause()
-        self._set_busy(busy_cause("playing", item_id), True, playing=True)
-
-    def speaker_progress(self, item_id: str, samples: int) -> None:
-        if self.run_ is None or is_sound_item(item_id):
-            return
-        if self.parts.agents is not None:
-            self.parts.agents.playback_progress(item_id, samples)  # forwards to the session
-        else:
-            self.run_.session.playback_progress(item_id, samples)
-
-    def speaker_finished(self, item_id: str) -> None:
-        if is_sound_item(item_id):
-            self._sounds_queued.discard(item_id)
-            if not self._sounds_queued:
-                self._sounds_done.set()
-            return
-        if self.run_ is None:
-            return
-        self.run_.items_playing.discard(item_id)
-        self._set_busy(busy_cause("playing", item_id), False)
-        if self.parts.agents is not None:
-            self.parts.agents.playback_finished(item_id)
-        else:
-            self.run_.session.playback_finished(item_id)
-
-    def _speaker_drained(self) -> None:
-        self.parts.detector.resume(self.cfg.wakeword.speaking_tail)
-        if self._end_when_drained:
-            self._end_when_drained = False
-            if self.run_ is not None:
-                self._spawn(self._end_session("end_session"))
-        if not self.sm.facts.playing:
-            return
-        run = self.run_
-        for item_id in run.items_playing if run is not None else ():
-            self._set_busy(busy_cause("playing", item_id), False)
-        if run is not None:
-            run.items_playing.clear()
-        self._set_busy(busy_cause("playing"), False, playing=False)
-
     def speaker_callbacks(self) -> _SpeakerBridge:
         return _SpeakerBridge(self)
-
-    # ================================================================ sounds
-
-    def play_sound(self, name: SoundName) -> None:
-        """Queue the feedback sound ``name`` on the speaker (nothing if it is off).
-
-        It is a player item of its own, so answer items keep exact played counts; the
-        speaker callbacks keep it away from the session and from the ``speaking`` state.
-        """
-        pcm = self.parts.sounds.get(name)
-        if pcm is None:
-            return
-        self._sound_seq += 1
-        item_id = f"{SOUND_ITEM_PREFIX}{name}-{self._sound_seq}"
-        try:
-            self.parts.speaker.write(item_id, pcm.tobytes())
-            self.parts.speaker.end_of_item(item_id)
-        except Exception as exc:  # a failing speaker must not stop the wake or the close
-            log.warning("sound %s not played: %s", name, exc)
-            return
-        self._sounds_queued.add(item_id)
-        self._sounds_done.clear()
-        source = getattr(self.cfg.sounds, name)
-        self.parts.emit(
-            ev.SoundPlayed(name=name, source=source, duration_ms=len(pcm) * 1000 // SESSION_RATE)
-        )
-
-    def _play_close_sound(self, reason: ev.CloseReason) -> None:
-        """The end or error sound for a session that closed for ``reason``."""
-        name = CLOSE_SOUNDS.get(reason)
-        if name is not None:
-            self.play_sound(name)
-
-    def _sounds_flushed(self) -> None:
-        self._sounds_queued.clear()
-        self._sounds_done.set()
-
-    async def _let_sounds_finish(self) -> None:
-        """At shutdown (e.g. the demo's last close), let a queued sound play out, bounded."""
-        longest = max((len(p) for p in self.parts.sounds.values()), default=0) / SESSION_RATE
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._sounds_done.wait(), longest + 1.0)
 
     # ================================================================ timers
 
@@ -710,8 +324,8 @@ class Appliance:
                 wakeups.append(run.started + self.cfg.session.max_session)
             if self.sm.state not in ("idle", "starting", "error", "muted"):
                 wakeups.append(now + 5.0)  # keep STATUS "in session N s" fresh
-            if self._failure_until is not None:
-                wakeups.append(self._failure_until)
+            if self.failures.until is not None:
+                wakeups.append(self.failures.until)
             delay = max(0.0, min(wakeups) - now) if wakeups else 3600.0
             self._timer_kick.clear()
             with contextlib.suppress(TimeoutError):
@@ -719,8 +333,8 @@ class Appliance:
             await self._timer_fire()
 
     async def _timer_fire(self) -> None:
-        if self._failure_until is not None and self.parts.clock() >= self._failure_until:
-            self._failure_until = None
+        if self.failures.expired(self.parts.clock()):
+            self.failures.clear()
             self._emit_state(self.sm.update(failure=""))
             self._refresh_leds()
             self._update_status()
@@ -737,16 +351,6 @@ class Appliance:
                 return
             self._emit_countdown([item])
         self._update_status()
-
-    def _emit_countdown(self, events: list[ev.Event]) -> None:
-        for event in events:
-            if isinstance(event, ev.UserInactivityCountdown):
-                self._remaining = event.remaining_seconds
-            elif isinstance(event, ev.CountdownCancelled):
-                self._remaining = None
-            self.parts.emit(event)
-        if events:
-            self._refresh_leds()
 
     # ================================================================ button
 
@@ -808,90 +412,6 @@ class Appliance:
         self._reset_detector()
         self._refresh_leds()
         self._update_status()
-
-    # ================================================================ outputs
-
-    def _emit_state(self, changes: list[ev.StateChanged]) -> None:
-        for change in changes:
-            self.parts.emit(change)
-        if changes:
-            self._update_status()
-
-    def _error(self, kind: str, message: str) -> None:
-        self.parts.emit(ev.Error(error=ev.ErrorInfo(type=kind, message=message)))
-
-    def _show_failure(self, info: ev.ErrorInfo, *, remember_retry: bool = True) -> None:
-        """A wake that failed before any session: the error state and LED for ERROR_HOLD_S,
-        then idle, and the error sound."""
-        self._hold_failure(info, remember_retry=remember_retry)
-        self.play_sound("error")
-        self._emit_state(self.sm.update(failure=self._failure_text(info)))
-        self._refresh_leds()
-        self._update_status()
-
-    @staticmethod
-    def _failure_text(info: ev.ErrorInfo) -> str:
-        return f"{info.kind or 'session'} error ({info.code or info.type})"
-
-    def _hold_failure(self, info: ev.ErrorInfo, *, remember_retry: bool = True) -> None:
-        """Start the failure's display time; remember a rate limit's Retry-After."""
-        now = self.parts.clock()
-        if remember_retry and info.kind == "rate_limit" and info.retry_after:
-            self._retry_at = now + info.retry_after
-            self._retry_info = dataclasses.replace(info, retry_after=None)
-        self._failure_until = now + ERROR_HOLD_S
-        self._timer_kick.set()
-
-    def _set_busy(self, cause: str, busy: bool, **facts: Any) -> None:
-        """A cause of activity began or ended outside the session's events: the countdown,
-        the state, the LEDs and the timers all hear of it."""
-        self._emit_countdown(self.countdown.set_busy(cause, busy, self.parts.clock()))
-        self._emit_state(self.sm.update(**facts))
-        self._refresh_leds()
-        self._timer_kick.set()
-
-    def _refresh_leds(self) -> None:
-        facts = self.sm.facts
-        inputs = {
-            "state": self.sm.state,
-            "countdown": self._remaining,
-            "muted": facts.muted,
-            "error": bool(facts.error or facts.failure),
-            "approval_pending": facts.approval_pending,
-        }
-        key = tuple(inputs.values())
-        if key == self._led_key or self.parts.led_pattern is None:
-            return
-        self._led_key = key
-        pattern = self.parts.led_pattern(inputs)
-        if self.parts.leds is not None:
-            try:
-                self.parts.leds.show(pattern)
-            except Exception as exc:  # a failing LED driver never takes the speaker down
-                log.warning("LED driver failed: %s", exc)
-        name = getattr(pattern, "name", str(pattern))
-        color = getattr(pattern, "color_hex", "")
-        self.parts.emit(ev.LedChanged(pattern=name, color=color))
-
-    def _update_status(self) -> None:
-        state = self.sm.state
-        if state == "idle":
-            names = " or ".join(n.replace("_", " ") for n in self.parts.wake_names)
-            text = f"listening for {names}"
-        elif state == "muted":
-            text = "muted"
-        elif state == "error" and self.sm.facts.error:
-            text = f"{self.sm.facts.error}, retrying"
-        elif state == "error":
-            text = self.sm.facts.failure
-        elif state == "starting":
-            text = "starting"
-        elif self.run_ is not None:
-            secs = int(self.parts.clock() - self.run_.started)
-            text = f"in session {secs} s ({state})"
-        else:
-            text = state
-        self.parts.notifier.status(text)
 
 
 class _SpeakerBridge:
