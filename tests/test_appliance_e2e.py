@@ -20,7 +20,18 @@ from daemon.wakeword import WakeWordDetector
 from hw.audio.files import load_mono
 from tests.appliance_harness import SPEECH, appliance_config, start
 from tests.audio_helpers import share_received
-from tests.pulse import active_span, best_lag, tone
+from tests.pulse import Recording, active_span, best_lag, tone
+
+
+async def played_on(rec: Recording, seconds: float, timeout: float = 15.0) -> None:
+    """Wait until ``rec`` holds ``seconds`` more audio than now: the sink played on that
+    far past what was queued, so its last block is in the recording (a condition on the
+    recording, not a sleep the machine's load can outrun)."""
+    want = rec.frames + int(seconds * rec.rate)
+    async with asyncio.timeout(timeout):
+        while rec.frames < want:
+            await asyncio.sleep(0.01)
+
 
 pytestmark = pytest.mark.pulse
 
@@ -67,7 +78,7 @@ async def test_wake_then_question_reaches_the_model_and_the_answer_plays(
         assert said.transcript == QUESTION
         await app.wait_state("speaking")
         await app.wait_state("listening", 30, after=app.mark())
-        await asyncio.sleep(0.3)  # let the sink's last block reach the recording
+        await played_on(rec, 0.3)  # the sink's last block has reached the recording
         heard = rec.stop()
     finally:
         assert await app.stop() == 0
@@ -170,7 +181,7 @@ async def test_barge_in_silences_the_speaker_and_truncates_at_what_was_played(
             mark = app.mark()
             _, cut = await app.wait(lambda e: isinstance(e, ev.AudioInterrupted), 20, after=mark)
             await app.wait_state("listening", 10, after=mark)
-            await asyncio.sleep(0.5)  # let the sink drain into the recording
+            await played_on(rec, 0.5)  # the sink has drained into the recording
             heard = rec.stop()
         finally:
             assert await app.stop() == 0

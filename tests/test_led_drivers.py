@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from daemon.appliance.gpio import build_leds
 from daemon.config import LED_PATTERN_KEYS, Config, ConfigError, LedsConfig, parse
 from daemon.vocab import ApplianceState
-from hw.leds.drivers import LedDriver, PwmLedDriver, RgbLedDriver
+from hw.leds.drivers import OnOffLedDriver, PwmLedDriver, RgbLedDriver
 from hw.leds.patterns import LedInput, Pattern, all_patterns, intensity, pattern_for
 
 LED_PIN, PWM_PIN, RGB_PINS = 5, 6, (17, 27, 22)
@@ -90,7 +90,7 @@ def build_three(factory: MockFactory, brightness: float) -> tuple[object, object
     rgb = build_leds(
         cfg_with(driver="rgbled", pins=RGB_PINS, brightness=brightness), pin_factory=factory
     )
-    assert isinstance(led, LedDriver) and isinstance(pwm, PwmLedDriver)
+    assert isinstance(led, OnOffLedDriver) and isinstance(pwm, PwmLedDriver)
     assert isinstance(rgb, RgbLedDriver)
     return led, pwm, rgb
 
@@ -196,7 +196,7 @@ def test_pins_must_fit_the_driver(factory: MockFactory) -> None:
     assert info.value.path == "leds.pins"
     assert build_leds(Config(), pin_factory=factory) is None  # generic, no pins: no LEDs
     inferred = build_leds(cfg_with(pins=(LED_PIN,)), pin_factory=factory)
-    assert isinstance(inferred, LedDriver)
+    assert isinstance(inferred, OnOffLedDriver)
     inferred.close()
 
 

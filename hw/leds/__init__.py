@@ -20,6 +20,9 @@ __all__ = [
 
 
 class LedDriver(Protocol):
+    """Any LED driver (drivers.py: OnOffLedDriver, PwmLedDriver, RgbLedDriver; apa102.py):
+    ``show`` a Pattern (animated ones keep running until the next), ``close`` when done."""
+
     def show(self, pattern: Pattern) -> None: ...
 
     def close(self) -> None: ...

@@ -66,7 +66,7 @@ class _GpioDriver:
             yield min(1.0, max(0.0, intensity(pattern, self.clock() - start) * factor))
 
 
-class LedDriver(_GpioDriver):
+class OnOffLedDriver(_GpioDriver):
     """gpiozero LED: on/off only. Fades become blinks at the pattern's period."""
 
     def _render(self, p: Pattern) -> None:
@@ -145,7 +145,7 @@ def build_gpio_driver(
     import gpiozero
 
     if kind == "led":
-        return LedDriver(gpiozero.LED(pins[0], pin_factory=pin_factory), brightness, clock)
+        return OnOffLedDriver(gpiozero.LED(pins[0], pin_factory=pin_factory), brightness, clock)
     if kind == "pwmled":
         return PwmLedDriver(gpiozero.PWMLED(pins[0], pin_factory=pin_factory), brightness, clock)
     if kind == "rgbled":
