@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from .errors import ConfigError
-from .schema import AudioConfig, ButtonConfig, Config, LedsConfig
+from .schema import AudioConfig, BoardProfile, ButtonConfig, Config, LedsConfig
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Profile:
     hardware_aec: bool = False  # the board cancels the speaker's echo itself
 
 
-PROFILES: dict[str, Profile] = {
+PROFILES: dict[BoardProfile, Profile] = {
     "generic": Profile(audio={}, leds={}, button={}),
     "respeaker-2mic": Profile(
         audio={"input": "seeed-2mic-voicecard", "input_channels": 2, "input_channel": 0},
@@ -68,6 +68,9 @@ PROFILES: dict[str, Profile] = {
         button={"pin": 23},
     ),
 }
+
+
+assert set(PROFILES) == set(get_args(BoardProfile))  # a Profile for every name
 
 
 def _fill(section: Any, values: dict[str, Any]) -> Any:

@@ -201,11 +201,17 @@ class GpioConfig:
     )
 
 
+# The board profiles' names (profiles.py has a Profile for each).
+BoardProfile = Literal[
+    "generic", "respeaker-2mic", "respeaker-4mic", "respeaker-usb-v2", "aiy-voice-hat"
+]
+
+
 @dataclass(frozen=True)
 class HardwareConfig:
-    profile: Literal[
-        "generic", "respeaker-2mic", "respeaker-4mic", "respeaker-usb-v2", "aiy-voice-hat"
-    ] = opt("generic", doc="Board profile filling in audio channels, LEDs and button.")
+    profile: BoardProfile = opt(
+        "generic", doc="Board profile filling in audio channels, LEDs and button."
+    )
 
 
 @dataclass(frozen=True)
