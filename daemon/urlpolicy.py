@@ -88,6 +88,12 @@ def is_loopback_url(url: str) -> bool:
     return bool(host) and is_loopback_host(host or "")
 
 
+def needs_api_key(url: str) -> bool:
+    """True unless ``url`` is loopback: only a local server (the simulator) goes without
+    the API key. The one place the appliance, the CLI and the SDK session decide it."""
+    return not is_loopback_url(url)
+
+
 def check_url(
     url: str, key: str, *, schemes: tuple[str, str], refuse_metadata: bool = False
 ) -> str:

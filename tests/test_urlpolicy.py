@@ -15,7 +15,7 @@ from daemon.agents.mcp import McpServer
 from daemon.config import ConfigError
 from daemon.realtime.session import RealtimeSession
 from daemon.realtime.settings import SessionSettings
-from daemon.urlpolicy import UrlPolicyError, check_url, is_loopback_host
+from daemon.urlpolicy import UrlPolicyError, check_url, is_loopback_host, needs_api_key
 
 REALTIME = ("wss", "ws")
 MCP = ("https", "http")
@@ -141,3 +141,11 @@ def test_no_host_string_gets_cleartext_to_a_non_loopback_address(host: str) -> N
     mapped = getattr(addr, "ipv4_mapped", None)
     assert (mapped or addr).is_loopback, url
     assert is_loopback_host(target)
+
+
+def test_only_a_loopback_url_goes_without_the_api_key() -> None:
+    assert needs_api_key("wss://api.openai.com/v1/realtime")
+    assert needs_api_key("ws://127.0.0.1.example.test/v1/realtime")  # a DNS name
+    assert not needs_api_key("ws://127.0.0.1:8765/v1/realtime")
+    assert not needs_api_key("ws://[::1]:8765/v1/realtime")
+    assert not needs_api_key("ws://localhost:8765/v1/realtime")

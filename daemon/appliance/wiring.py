@@ -26,7 +26,7 @@ from ..realtime.liveness import LivenessBounds
 from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
 from ..sounds import load_sounds
-from ..urlpolicy import is_loopback_url
+from ..urlpolicy import needs_api_key
 from ..wakeword import WakeWordDetector
 from .app import Appliance, Parts
 from .ports import Mic, Notifier
@@ -288,7 +288,7 @@ def build(
         clock=clock,
         wake_names=tuple(detector.names),
         agents=agents,
-        api_key_found=None if is_loopback_url(cfg.realtime.url) else api_key is not None,
+        api_key_found=api_key is not None if needs_api_key(cfg.realtime.url) else None,
         sounds=sounds,
     )
     app = Appliance(cfg, parts, max_sessions=max_sessions)

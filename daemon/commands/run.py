@@ -69,14 +69,14 @@ def install_signal_handlers(
 async def serve(cfg: config.Config, config_path: str | None) -> int:
     """The daemon on ``cfg`` until a stop; the exit status (0, 1, or 78 via SystemExit)."""
     from ..notify import Notifier
-    from ..urlpolicy import is_loopback_url
+    from ..urlpolicy import needs_api_key
 
     notifier = Notifier()
     try:
         key, _ = config.find_api_key()  # a malformed key is a config error: exit 78
     except config.ConfigError as exc:
         config.exit_config_error(exc)
-    if key is None and not is_loopback_url(cfg.realtime.url):
+    if key is None and needs_api_key(cfg.realtime.url):
         log.warning(
             "no OpenAI API key: looked for %s; the wake word works, but each wake "
             "shows an auth error until the key is added",

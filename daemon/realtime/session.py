@@ -29,7 +29,7 @@ from daemon import events as ev
 from daemon.apikey import key_problem
 from daemon.events import ErrorInfo, Event
 from daemon.listener import AgentListener
-from daemon.urlpolicy import UrlPolicyError, check_url, is_loopback_url
+from daemon.urlpolicy import UrlPolicyError, check_url, is_loopback_url, needs_api_key
 
 from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
@@ -138,7 +138,7 @@ class RealtimeSession:
             check_url(url, "url", schemes=("wss", "ws"))
         except UrlPolicyError as exc:
             raise ValueError(str(exc)) from None
-        if api_key is None and not is_loopback_url(url):
+        if api_key is None and needs_api_key(url):
             # A typed auth failure (and still a ValueError for SDK callers).
             raise MissingApiKey(missing_key("an api_key; required for a non-loopback URL"))
         problem = None if api_key is None else key_problem(api_key)
