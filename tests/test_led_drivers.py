@@ -23,6 +23,7 @@ from daemon.config import LED_PATTERN_KEYS, Config, ConfigError, LedsConfig, par
 from daemon.vocab import ApplianceState
 from hw.leds.drivers import OnOffLedDriver, PwmLedDriver, RgbLedDriver
 from hw.leds.patterns import LedInput, Pattern, all_patterns, intensity, pattern_for
+from tests.audio_helpers import wait_for
 
 LED_PIN, PWM_PIN, RGB_PINS = 5, 6, (17, 27, 22)
 STATES = list(get_args(ApplianceState))  # the one state vocabulary, in its order
@@ -179,15 +180,24 @@ def test_same_pattern_again_is_a_no_op_and_close_turns_off(factory: MockFactory)
     tl = Timeline(factory.pin(RGB_PINS[2]))
     rgb.show(p)  # type: ignore[attr-defined]
     rgb.show(dataclasses.replace(p))  # type: ignore[attr-defined]
-    time.sleep(0.05)
+    # No gpiozero thread is left that could write later, so what is recorded is final.
+    assert writers(rgb) == []
     assert len(tl.steps()) == 1  # no write at all
     assert factory.pin(RGB_PINS[2]).state == pytest.approx(0.5)
     blink = pattern_for(LedInput("connecting"), LedsConfig())
     for d in (led, pwm, rgb):
         d.show(blink)  # type: ignore[attr-defined]
+        assert writers(d), "a blink runs in a gpiozero thread"
         d.close()  # type: ignore[attr-defined]
-    time.sleep(0.3)
+    wait_for(lambda: not any(writers(d) for d in (led, pwm, rgb)))
     assert [factory.pin(p).state for p in (LED_PIN, PWM_PIN, *RGB_PINS)] == [0, 0, 0, 0, 0]
+
+
+def writers(driver: object) -> list[object]:
+    """The gpiozero threads (blink/pulse, source) that could still write ``driver``'s pins."""
+    device = driver.device  # type: ignore[attr-defined]
+    threads = (getattr(device, "_blink_thread", None), getattr(device, "_source_thread", None))
+    return [t for t in threads if t is not None]
 
 
 def test_pins_must_fit_the_driver(factory: MockFactory) -> None:
