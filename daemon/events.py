@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from daemon.vocab import ApplianceState, SoundName
+from daemon.vocab import ApplianceState, Gesture, SoundName
 
 # --------------------------------------------------------------------------- history
 
@@ -351,7 +351,7 @@ class StateChanged(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ButtonPressed(Event):
-    gesture: Literal["press", "double", "long"] = "press"
+    gesture: Gesture = "press"
     action: str = ""
     type: Literal["button"] = "button"
 

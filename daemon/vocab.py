@@ -50,6 +50,11 @@ IN_SESSION: tuple[ApplianceState, ...] = (
     "working",
     "speaking",
 )
+Gesture = Literal["press", "double", "long"]  # what hw.button recognises
+# What a gesture does in a state (daemon/appliance/button_map.py decides).
+ButtonAction = Literal[
+    "wake", "interrupt", "approve", "reject", "end_session", "mute_toggle", "none"
+]
 SoundName = Literal["wake", "end", "error"]  # the [sounds] keys; daemon/sounds.py plays them
 SOUND_NAMES: tuple[SoundName, ...] = get_args(SoundName)
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from daemon.vocab import Gesture
+
 log = logging.getLogger("voicepi.button")
 
 
@@ -26,14 +28,14 @@ class GestureRecognizer:
         self._long_fired = False
         self._pending_since: float | None = None  # release time of an undecided first press
 
-    def press(self, now: float) -> list[str]:
+    def press(self, now: float) -> list[Gesture]:
         out = self.poll(now)
         if self._down_at is None:
             self._down_at = now
             self._long_fired = False
         return out
 
-    def release(self, now: float) -> list[str]:
+    def release(self, now: float) -> list[Gesture]:
         out = self.poll(now)
         if self._down_at is None:
             return out
@@ -50,8 +52,8 @@ class GestureRecognizer:
             self._pending_since = now
         return out
 
-    def poll(self, now: float) -> list[str]:
-        out: list[str] = []
+    def poll(self, now: float) -> list[Gesture]:
+        out: list[Gesture] = []
         if (
             self._down_at is not None
             and not self._long_fired
@@ -68,9 +70,9 @@ class GestureRecognizer:
             out.append("press")
         return out
 
-    def _long(self) -> list[str]:
+    def _long(self) -> list[Gesture]:
         # a first short press followed by a long hold: the press counts on its own
-        out = ["press"] if self._pending_since is not None else []
+        out: list[Gesture] = ["press"] if self._pending_since is not None else []
         self._pending_since = None
         return [*out, "long"]
 
@@ -95,7 +97,7 @@ class GestureButton:
     def __init__(
         self,
         pin: int,
-        on_gesture: Callable[[str], None],
+        on_gesture: Callable[[Gesture], None],
         *,
         pull_up: bool = True,
         bounce_time: float = 0.02,
@@ -130,13 +132,13 @@ class GestureButton:
     def _released(self) -> None:
         self._feed(self.recognizer.release)
 
-    def _feed(self, step: Callable[[float], list[str]]) -> None:
+    def _feed(self, step: Callable[[float], list[Gesture]]) -> None:
         with self._cond:
             gestures = step(self.clock())
             self._cond.notify()
         self._emit(gestures)
 
-    def _emit(self, gestures: list[str]) -> None:
+    def _emit(self, gestures: list[Gesture]) -> None:
         for gesture in gestures:
             try:
                 self.on_gesture(gesture)

@@ -24,7 +24,7 @@ from .. import events as ev
 from ..config import Config
 from ..countdown import Expired, InactivityCountdown
 from ..realtime.failures import RealtimeFailure
-from ..vocab import PCM_RATE, busy_cause
+from ..vocab import PCM_RATE, ButtonAction, Gesture, busy_cause
 from .failure import FailureHold
 from .microphone import WAKE_RATE, MicrophoneMixin
 from .parts import AgentsPort, Parts, SessionRun
@@ -354,9 +354,9 @@ class Appliance(MicrophoneMixin, SpeakerMixin):
 
     # ================================================================ button
 
-    def button(self, gesture: str, action: str) -> None:
+    def button(self, gesture: Gesture, action: ButtonAction) -> None:
         """A recognised button gesture and the action the button map chose for it."""
-        self.parts.emit(ev.ButtonPressed(gesture=gesture, action=action))  # type: ignore[arg-type]
+        self.parts.emit(ev.ButtonPressed(gesture=gesture, action=action))
         now = self.parts.clock()
         if self.run_ is not None:
             self._emit_countdown(self.countdown.activity("button", now))

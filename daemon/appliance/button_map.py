@@ -14,16 +14,10 @@ the long press (the privacy switch) opens the microphone again.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from ..vocab import IN_SESSION
-
-ButtonAction = Literal[
-    "wake", "interrupt", "approve", "reject", "end_session", "mute_toggle", "none"
-]
+from ..vocab import IN_SESSION, ButtonAction, Gesture
 
 
-def button_action(gesture: str, state: str, approval_pending: bool) -> ButtonAction:
+def button_action(gesture: Gesture, state: str, approval_pending: bool) -> ButtonAction:
     if gesture == "long":
         return "mute_toggle"
     if gesture == "press":

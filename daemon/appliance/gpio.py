@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config, ConfigError
 from ..config.profiles import apply_profile, check_leds, led_driver
+from ..vocab import Gesture
 
 if TYPE_CHECKING:
     from hw.button import GestureButton
@@ -67,7 +68,7 @@ def build_leds(
 
 def build_button(
     cfg: Config,
-    on_gesture: Callable[[str], None],
+    on_gesture: Callable[[Gesture], None],
     *,
     pin_factory: Any | None = None,
     clock: Callable[[], float] = time.monotonic,

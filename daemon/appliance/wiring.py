@@ -27,6 +27,7 @@ from ..realtime.session import RealtimeSession
 from ..realtime.settings import SessionSettings
 from ..sounds import load_sounds
 from ..urlpolicy import needs_api_key
+from ..vocab import Gesture
 from ..wakeword import WakeWordDetector
 from .app import Appliance, Parts
 from .ports import Mic, Notifier
@@ -329,7 +330,7 @@ def _button(
     from .button_map import button_action
     from .gpio import build_button
 
-    def on_gesture(gesture: str) -> None:
+    def on_gesture(gesture: Gesture) -> None:
         loop = app.loop
         if loop is None or loop.is_closed():
             return
