@@ -96,7 +96,8 @@ def test_digital_silence_timeout_reports_once(tmp_path: Path) -> None:
     )
     try:
         assert c.error_seen.wait(3.0)
-        time.sleep(0.3)
+        n = c.frames()
+        wait_for(lambda: c.frames() >= n + 0.3 * 16000)  # another silence_timeout of zeros
         assert len(c.errors) == 1 and isinstance(c.errors[0][1], CaptureStalled)
         assert "digital silence" in str(c.errors[0][1])
     finally:
