@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import dataclasses
 import json
 import logging
@@ -25,72 +24,15 @@ from typing import Any
 from daemon import events as ev
 from daemon.events import ErrorInfo, Event, HistoryItem, McpTool
 
+from . import wire as w
 from .audio_chunks import BYTES_PER_MS, BYTES_PER_SAMPLE, SAMPLE_RATE, Chunker
 from .failures import from_status_details, kind_of
 from .settings import SessionSettings
+from .wire import GA_SERVER_EVENTS, normalise
+
+__all__ = ["GA_SERVER_EVENTS", "RealtimeProtocol", "normalise"]
 
 log = logging.getLogger(__name__)
-
-# Server event types of the GA API (openai.types.realtime.RealtimeServerEvent).
-GA_SERVER_EVENTS = frozenset(
-    {
-        "conversation.created",
-        "conversation.item.added",
-        "conversation.item.created",
-        "conversation.item.deleted",
-        "conversation.item.done",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.input_audio_transcription.segment",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "error",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.dtmf_event_received",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.timeout_triggered",
-        "mcp_list_tools.completed",
-        "mcp_list_tools.failed",
-        "mcp_list_tools.in_progress",
-        "output_audio_buffer.cleared",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "rate_limits.updated",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.created",
-        "response.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "response.mcp_call.completed",
-        "response.mcp_call.failed",
-        "response.mcp_call.in_progress",
-        "response.mcp_call_arguments.delta",
-        "response.mcp_call_arguments.done",
-        "response.output_audio.delta",
-        "response.output_audio.done",
-        "response.output_audio_transcript.delta",
-        "response.output_audio_transcript.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "session.created",
-        "session.updated",
-    }
-)
-
-# Beta spellings (PROTOCOL.md) -> GA.
-_BETA_PREFIXES = (
-    ("response.audio_transcript.", "response.output_audio_transcript."),
-    ("response.audio.", "response.output_audio."),
-    ("response.text.", "response.output_text."),
-)
-_BETA_TYPES = {"conversation.item.created": "conversation.item.added"}
-_BETA_CONTENT = {"audio": "output_audio", "text": "output_text"}
 
 _STATUSES = ("in_progress", "completed", "incomplete")
 _ROLES = ("user", "assistant", "system")
@@ -98,82 +40,6 @@ _ROLES = ("user", "assistant", "system")
 # How many sent response.create payloads to remember for re-queueing after a
 # conversation_already_has_active_response error (they are answered quickly).
 _SENT_CREATES_KEPT = 16
-
-
-# --------------------------------------------------------------------------- normalising
-
-
-def _norm_part(part: Any) -> None:
-    # Untrusted: "type" may be any JSON value (a list is unhashable).
-    if isinstance(part, dict):
-        t = part.get("type")
-        if isinstance(t, str) and t in _BETA_CONTENT:
-            part["type"] = _BETA_CONTENT[t]
-
-
-def _norm_content(content: Any) -> None:
-    if isinstance(content, list):
-        for part in content:
-            _norm_part(part)
-
-
-def _norm_item(item: Any) -> None:
-    if isinstance(item, dict):
-        _norm_content(item.get("content"))
-
-
-def normalise(event: dict[str, Any]) -> dict[str, Any]:
-    """A GA-spelled deep copy of a (GA or beta) server event."""
-    out = copy.deepcopy(event)
-    t = out.get("type")
-    if isinstance(t, str):
-        t = _BETA_TYPES.get(t, t)
-        for old, new in _BETA_PREFIXES:
-            if t.startswith(old):
-                t = new + t[len(old) :]
-                break
-        out["type"] = t
-    _norm_item(out.get("item"))
-    _norm_part(out.get("part"))
-    response = out.get("response")
-    if isinstance(response, dict) and isinstance(response.get("output"), list):
-        for item in response["output"]:
-            _norm_item(item)
-    return out
-
-
-# --------------------------------------------------------------------------- field access
-# Server events are untrusted input: read fields defensively, never KeyError.
-
-
-def _s(d: Any, key: str) -> str:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, str) else ""
-
-
-def _i(d: Any, key: str) -> int:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-
-def _d(d: Any, key: str) -> dict[str, Any]:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, dict) else {}
-
-
-def _l(d: Any, key: str) -> list[Any]:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, list) else []
-
-
-def _opt_s(d: Any, key: str) -> str | None:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, str) else None
-
-
-def _preview(frame: str | bytes, limit: int = 60) -> str:
-    text = repr(frame[:limit])
-    return text + ("..." if len(frame) > limit else "")
 
 
 # --------------------------------------------------------------------------- playback
@@ -606,13 +472,13 @@ class RealtimeProtocol:
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             self._error(
                 "invalid_frame",
-                f"server frame is not valid JSON ({type(exc).__name__}): {_preview(frame)}",
+                f"server frame is not valid JSON ({type(exc).__name__}): {w.preview(frame)}",
             )
             return
         if not isinstance(data, dict):
             self._error(
                 "invalid_event",
-                f"server event must be a JSON object, got {type(data).__name__}: {_preview(text)}",
+                f"server event must be a JSON object, got {type(data).__name__}: {w.preview(text)}",
             )
             return
         self.receive_event(data)
@@ -627,7 +493,8 @@ class RealtimeProtocol:
             log.debug("malformed server event", exc_info=True)
             self._error(
                 "invalid_event",
-                f"could not handle server event {_s(event, 'type')!r}: {type(exc).__name__}: {exc}",
+                f"could not handle server event {w.text(event, 'type')!r}: "
+                f"{type(exc).__name__}: {exc}",
             )
 
     def _receive(self, raw: dict[str, Any]) -> None:
@@ -635,7 +502,7 @@ class RealtimeProtocol:
             kind = type(raw).__name__
             self._error("invalid_event", f"server event must be an object, got {kind}")
             return
-        event = normalise(raw)
+        event = w.normalise(raw)
         self._emit(ev.TransportEvent(data=event))
         t = event.get("type")
         if not isinstance(t, str):
@@ -644,23 +511,23 @@ class RealtimeProtocol:
         handler = self._HANDLERS.get(t)
         if handler is not None:
             handler(self, event)
-        elif t not in GA_SERVER_EVENTS:
+        elif t not in w.GA_SERVER_EVENTS:
             self._error("unknown_event", f"unknown server event type {t!r}")
 
     # ---------------------------------------------------------------- session
 
     def _on_session_created(self, e: dict[str, Any]) -> None:
-        self.session_id = _s(_d(e, "session"), "id") or self.session_id
+        self.session_id = w.text(w.obj(e, "session"), "id") or self.session_id
 
     def _on_session_updated(self, e: dict[str, Any]) -> None:
-        self.session_id = _s(_d(e, "session"), "id") or self.session_id
+        self.session_id = w.text(w.obj(e, "session"), "id") or self.session_id
         if self.configured:
             return
         self.configured = True
         self._emit(
             ev.SessionConnected(
                 session_id=self.session_id,
-                model=_s(_d(e, "session"), "model") or self.settings.model,
+                model=w.text(w.obj(e, "session"), "model") or self.settings.model,
             )
         )
         # Pre-roll said while connecting goes out now, in order.
@@ -668,17 +535,17 @@ class RealtimeProtocol:
         self._pump_responses()
 
     def _on_error(self, e: dict[str, Any]) -> None:
-        err = _d(e, "error")
-        code = _opt_s(err, "code")
+        err = w.obj(e, "error")
+        code = w.opt_text(err, "code")
         # A server_error, quota, rate limit or auth error is a failure (failures.py);
         # most other errors (commit_empty, cancel_not_active) leave the session as it was.
-        kind = kind_of(_opt_s(err, "type"), code)
+        kind = kind_of(w.opt_text(err, "type"), code)
         info = ErrorInfo(
-            type=_s(err, "type") or "server_error",
-            message=_s(err, "message") or "(no message)",
+            type=w.text(err, "type") or "server_error",
+            message=w.text(err, "message") or "(no message)",
             code=code,
-            param=_opt_s(err, "param"),
-            event_id=_opt_s(err, "event_id"),
+            param=w.opt_text(err, "param"),
+            event_id=w.opt_text(err, "event_id"),
             kind=kind,
         )
         if kind is not None:
@@ -702,18 +569,24 @@ class RealtimeProtocol:
     def _on_speech_started(self, e: dict[str, Any]) -> None:
         self._awaiting_answer = False
         self._emit(
-            ev.UserStartedSpeaking(item_id=_s(e, "item_id"), audio_ms=_i(e, "audio_start_ms"))
+            ev.UserStartedSpeaking(
+                item_id=w.text(e, "item_id"), audio_ms=w.integer(e, "audio_start_ms")
+            )
         )
         if self._interrupt_playback() and not self.settings.interrupt_response:
             self._cancel_response()  # the server keeps going on its own: stop it
 
     def _on_speech_stopped(self, e: dict[str, Any]) -> None:
         self._awaiting_answer = self.settings.create_response
-        self._emit(ev.UserStoppedSpeaking(item_id=_s(e, "item_id"), audio_ms=_i(e, "audio_end_ms")))
+        self._emit(
+            ev.UserStoppedSpeaking(
+                item_id=w.text(e, "item_id"), audio_ms=w.integer(e, "audio_end_ms")
+            )
+        )
 
     def _on_transcription_completed(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        transcript = _s(e, "transcript")
+        item_id = w.text(e, "item_id")
+        transcript = w.text(e, "transcript")
         if item_id:
             old = self._history.get(item_id)
             if old is None:
@@ -725,14 +598,14 @@ class RealtimeProtocol:
         self._emit(ev.UserTranscript(transcript=transcript, item_id=item_id))
 
     def _on_transcription_failed(self, e: dict[str, Any]) -> None:
-        err = _d(e, "error")
+        err = w.obj(e, "error")
         self._emit(
             ev.Error(
                 error=ErrorInfo(
-                    type=_s(err, "type") or "transcription_failed",
-                    message=_s(err, "message") or "input audio transcription failed",
-                    code=_opt_s(err, "code"),
-                    param=_opt_s(err, "param"),
+                    type=w.text(err, "type") or "transcription_failed",
+                    message=w.text(err, "message") or "input audio transcription failed",
+                    code=w.opt_text(err, "code"),
+                    param=w.opt_text(err, "param"),
                 )
             )
         )
@@ -740,17 +613,19 @@ class RealtimeProtocol:
     # ---------------------------------------------------------------- conversation items
 
     def _on_item(self, e: dict[str, Any]) -> None:
-        item = _d(e, "item")
+        item = w.obj(e, "item")
         self._item_from_server(item)
-        if _s(item, "type") == "mcp_list_tools":
+        if w.text(item, "type") == "mcp_list_tools":
             self._mcp_list(item)
 
     def _on_item_deleted(self, e: dict[str, Any]) -> None:
-        if self._history.pop(_s(e, "item_id"), None) is not None:
+        if self._history.pop(w.text(e, "item_id"), None) is not None:
             self._emit(ev.HistoryUpdated(history=self.history))
 
     def _on_item_truncated(self, e: dict[str, Any]) -> None:
-        self._update(_s(e, "item_id"), truncated_ms=_i(e, "audio_end_ms"), status="incomplete")
+        self._update(
+            w.text(e, "item_id"), truncated_ms=w.integer(e, "audio_end_ms"), status="incomplete"
+        )
 
     def _track(self, rid: str, item_id: str) -> None:
         """Remember which items a response produced (for agent_end and its cleanup)."""
@@ -760,60 +635,64 @@ class RealtimeProtocol:
                 items.append(item_id)
 
     def _on_output_item_added(self, e: dict[str, Any]) -> None:
-        h = self._item_from_server(_d(e, "item"))
+        h = self._item_from_server(w.obj(e, "item"))
         if h is not None:
-            self._track(_s(e, "response_id") or (self._active_response or ""), h.item_id)
+            self._track(w.text(e, "response_id") or (self._active_response or ""), h.item_id)
 
     def _on_output_item_done(self, e: dict[str, Any]) -> None:
-        item = _d(e, "item")
+        item = w.obj(e, "item")
         self._item_from_server(item)
         self._item_finished(item)
 
     def _item_finished(self, item: dict[str, Any]) -> None:
         """Tool calls, MCP results and approvals complete with their output item."""
-        t = _s(item, "type")
-        if t == "function_call" and _s(item, "status") != "incomplete":
-            self._tool_call(_s(item, "call_id"), _s(item, "name"), _s(item, "arguments"))
+        t = w.text(item, "type")
+        if t == "function_call" and w.text(item, "status") != "incomplete":
+            self._tool_call(
+                w.text(item, "call_id"), w.text(item, "name"), w.text(item, "arguments")
+            )
         elif t == "mcp_call":
-            item_id = _s(item, "id")
+            item_id = w.text(item, "id")
             if item_id and item_id not in self._mcp_calls_seen:
                 self._mcp_calls_seen.add(item_id)
                 err = item.get("error")
                 if isinstance(err, dict):
-                    error = _s(err, "message") or _s(err, "type") or "error"
+                    error = w.text(err, "message") or w.text(err, "type") or "error"
                 else:
                     error = err if isinstance(err, str) else ""
                 self._emit(
                     ev.McpToolCallCompleted(
                         agent=self.agent_name,
                         item=self._history.get(item_id),
-                        server_label=_s(item, "server_label"),
+                        server_label=w.text(item, "server_label"),
                         error=error,
                     )
                 )
         elif t == "mcp_approval_request":
-            approval_id = _s(item, "id")
+            approval_id = w.text(item, "id")
             if approval_id and approval_id not in self._approvals_seen:
                 self._approvals_seen.add(approval_id)
                 self._emit(
                     ev.ToolApprovalRequested(
                         approval_id=approval_id,
                         agent=self.agent_name,
-                        tool=_s(item, "name"),
-                        arguments=_s(item, "arguments"),
-                        server_label=_s(item, "server_label"),
+                        tool=w.text(item, "name"),
+                        arguments=w.text(item, "arguments"),
+                        server_label=w.text(item, "server_label"),
                     )
                 )
         elif t == "mcp_list_tools":
             self._mcp_list(item)
 
     def _mcp_list(self, item: dict[str, Any]) -> None:
-        label = _s(item, "server_label")
+        label = w.text(item, "server_label")
         raw_tools = item.get("tools")
         if not isinstance(raw_tools, list):
             return
         tools = tuple(
-            McpTool(server_label=label, name=_s(t, "name"), description=_s(t, "description"))
+            McpTool(
+                server_label=label, name=w.text(t, "name"), description=w.text(t, "description")
+            )
             for t in raw_tools
             if isinstance(t, dict)
         )
@@ -835,13 +714,13 @@ class RealtimeProtocol:
             self._emit(ev.McpToolsChanged(tools=every))
 
     def _on_function_call_arguments_done(self, e: dict[str, Any]) -> None:
-        call_id = _s(e, "call_id")
-        item_id = _s(e, "item_id")
-        name = _s(e, "name") or self._calls.get(call_id, "")
+        call_id = w.text(e, "call_id")
+        item_id = w.text(e, "item_id")
+        name = w.text(e, "name") or self._calls.get(call_id, "")
         if not name and item_id in self._history:
             name = self._history[item_id].name
-        self._update(item_id, arguments=_s(e, "arguments"), call_id=call_id, name=name)
-        self._tool_call(call_id, name, _s(e, "arguments"))
+        self._update(item_id, arguments=w.text(e, "arguments"), call_id=call_id, name=name)
+        self._tool_call(call_id, name, w.text(e, "arguments"))
 
     def _tool_call(self, call_id: str, name: str, arguments: str) -> None:
         if not call_id or call_id in self._calls_started:
@@ -858,7 +737,7 @@ class RealtimeProtocol:
     # ---------------------------------------------------------------- responses
 
     def _on_response_created(self, e: dict[str, Any]) -> None:
-        rid = _s(_d(e, "response"), "id")
+        rid = w.text(w.obj(e, "response"), "id")
         self._active_response = rid
         self._requested = None
         self._awaiting_answer = False
@@ -869,8 +748,8 @@ class RealtimeProtocol:
             self._cancel_response()
 
     def _on_audio_delta(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        rid = _s(e, "response_id") or (self._active_response or "")
+        item_id = w.text(e, "item_id")
+        rid = w.text(e, "response_id") or (self._active_response or "")
         if item_id in self._interrupted_items or rid in self._interrupted_responses:
             return  # the speaker was flushed: late audio of a cut answer must not play
         delta = e.get("delta")
@@ -909,12 +788,15 @@ class RealtimeProtocol:
             p.played = self._audio_received[item_id] // BYTES_PER_SAMPLE
         self._emit(
             ev.Audio(
-                data=data, item_id=item_id, content_index=_i(e, "content_index"), response_id=rid
+                data=data,
+                item_id=item_id,
+                content_index=w.integer(e, "content_index"),
+                response_id=rid,
             )
         )
 
     def _on_audio_done(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
+        item_id = w.text(e, "item_id")
         p = self._playback.get(item_id)
         if p is not None:
             p.audio_done = True
@@ -927,9 +809,9 @@ class RealtimeProtocol:
             self._emit(ev.AudioStopped(item_id=item_id))
 
     def _on_transcript_delta(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        delta = _s(e, "delta")
-        self._track(_s(e, "response_id") or (self._active_response or ""), item_id)
+        item_id = w.text(e, "item_id")
+        delta = w.text(e, "delta")
+        self._track(w.text(e, "response_id") or (self._active_response or ""), item_id)
         old = self._history.get(item_id)
         if item_id and old is None:
             self._upsert(
@@ -940,13 +822,13 @@ class RealtimeProtocol:
         self._emit(ev.AssistantTranscriptDelta(delta=delta, item_id=item_id))
 
     def _on_transcript_done(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
+        item_id = w.text(e, "item_id")
         key = "transcript" if "transcript" in e else "text"
         old = self._history.get(item_id)
         if item_id in self._interrupted_items and old is not None:
             text = old.transcript  # what was received before the cut
         else:
-            text = _s(e, key) or (old.transcript if old else "")
+            text = w.text(e, key) or (old.transcript if old else "")
             if old is not None and text:
                 self._upsert(dataclasses.replace(old, transcript=text))
         self._assistant_transcript(item_id, text)
@@ -958,18 +840,20 @@ class RealtimeProtocol:
         self._emit(ev.AssistantTranscript(transcript=text, item_id=item_id))
 
     def _on_response_done(self, e: dict[str, Any]) -> None:
-        response = _d(e, "response")
-        status = _s(response, "status")
+        response = w.obj(e, "response")
+        status = w.text(response, "status")
         if status == "failed":
             # The reason (insufficient_quota, rate limits, server_error) is a failure.
-            self._emit(ev.Error(error=from_status_details(status, _d(response, "status_details"))))
+            self._emit(
+                ev.Error(error=from_status_details(status, w.obj(response, "status_details")))
+            )
             self._create_queue.clear()
             self._want_tool_response = False
         self._finish_response(response)
 
     def _finish_response(self, response: dict[str, Any]) -> None:
-        rid = _s(response, "id") or (self._active_response or "")
-        for raw in _l(response, "output"):
+        rid = w.text(response, "id") or (self._active_response or "")
+        for raw in w.array(response, "output"):
             if isinstance(raw, dict):
                 h = self._item_from_server(raw)
                 if h is not None:
@@ -998,7 +882,7 @@ class RealtimeProtocol:
                 agent=self.agent_name,
                 output=" ".join(texts),
                 response_id=rid,
-                status=_s(response, "status") or "completed",
+                status=w.text(response, "status") or "completed",
             )
         )
         self._pump_responses()
@@ -1021,19 +905,19 @@ class RealtimeProtocol:
 
     def _item_from_server(self, raw: dict[str, Any]) -> HistoryItem | None:
         """Merge a server item snapshot into the history (stable server ids)."""
-        item_id = _s(raw, "id")
+        item_id = w.text(raw, "id")
         if not item_id:
             return None
         old = self._history.get(item_id)
-        t = _s(raw, "type")
+        t = w.text(raw, "type")
         fields: dict[str, Any] = {}
         if t == "message":
-            role = _s(raw, "role")
+            role = w.text(raw, "role")
             fields["kind"] = "message"
             fields["role"] = role if role in _ROLES else "assistant"
             parts = [
-                _s(c, "transcript") or _s(c, "text")
-                for c in _l(raw, "content")
+                w.text(c, "transcript") or w.text(c, "text")
+                for c in w.array(raw, "content")
                 if isinstance(c, dict)
             ]
             transcript = "".join(p for p in parts if p)
@@ -1042,21 +926,21 @@ class RealtimeProtocol:
         elif t == "function_call":
             fields.update(kind="function_call", role="assistant")
             for key in ("name", "call_id", "arguments"):
-                if _s(raw, key):
-                    fields[key] = _s(raw, key)
+                if w.text(raw, key):
+                    fields[key] = w.text(raw, key)
         elif t == "function_call_output":
             fields.update(kind="function_call_output", role="tool")
             for key in ("call_id", "output"):
-                if _s(raw, key):
-                    fields[key] = _s(raw, key)
+                if w.text(raw, key):
+                    fields[key] = w.text(raw, key)
         elif t == "mcp_call":
             fields.update(kind="mcp_call", role="assistant")
             for key in ("name", "arguments", "output"):
-                if _s(raw, key):
-                    fields[key] = _s(raw, key)
+                if w.text(raw, key):
+                    fields[key] = w.text(raw, key)
         else:
             fields.update(kind="other", role="system")
-        status = _s(raw, "status")
+        status = w.text(raw, "status")
         if status in _STATUSES:
             fields["status"] = status
         if old is None:
