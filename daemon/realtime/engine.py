@@ -27,6 +27,7 @@ from daemon.events import ErrorInfo, Event, HistoryItem, McpTool
 from . import wire as w
 from .audio_chunks import BYTES_PER_MS, BYTES_PER_SAMPLE, SAMPLE_RATE, Chunker
 from .failures import from_status_details, kind_of
+from .history import History
 from .settings import SessionSettings
 from .wire import GA_SERVER_EVENTS, normalise
 
@@ -34,8 +35,6 @@ __all__ = ["GA_SERVER_EVENTS", "RealtimeProtocol", "normalise"]
 
 log = logging.getLogger(__name__)
 
-_STATUSES = ("in_progress", "completed", "incomplete")
-_ROLES = ("user", "assistant", "system")
 
 # How many sent response.create payloads to remember for re-queueing after a
 # conversation_already_has_active_response error (they are answered quickly).
@@ -96,7 +95,7 @@ class RealtimeProtocol:
         self._interrupted_items: set[str] = set()
         self._transcript_done: set[str] = set()
         # history and tools
-        self._history: dict[str, HistoryItem] = {}
+        self._history = History()
         self._calls: dict[str, str] = {}  # call_id -> tool name
         self._calls_started: set[str] = set()
         self._calls_pending: set[str] = set()
@@ -136,7 +135,7 @@ class RealtimeProtocol:
 
     @property
     def history(self) -> tuple[HistoryItem, ...]:
-        return tuple(self._history.values())
+        return self._history.snapshot()
 
     def audio_ms_received(self, item_id: str) -> int:
         return self._audio_received.get(item_id, 0) // BYTES_PER_MS
@@ -161,6 +160,10 @@ class RealtimeProtocol:
     def _emit(self, event: Event) -> None:
         if not self.closed:
             self._events.append(event)
+
+    def _emit_all(self, events: list[Event]) -> None:
+        for event in events:
+            self._emit(event)
 
     def _error(self, type_: str, message: str, **kw: Any) -> None:
         self._emit(ev.Error(error=ErrorInfo(type=type_, message=message, **kw)))
@@ -619,8 +622,7 @@ class RealtimeProtocol:
             self._mcp_list(item)
 
     def _on_item_deleted(self, e: dict[str, Any]) -> None:
-        if self._history.pop(w.text(e, "item_id"), None) is not None:
-            self._emit(ev.HistoryUpdated(history=self.history))
+        self._emit_all(self._history.delete(w.text(e, "item_id")))
 
     def _on_item_truncated(self, e: dict[str, Any]) -> None:
         self._update(
@@ -890,69 +892,17 @@ class RealtimeProtocol:
     # ---------------------------------------------------------------- history
 
     def _upsert(self, item: HistoryItem) -> None:
-        old = self._history.get(item.item_id)
-        if old == item:
-            return
-        self._history[item.item_id] = item
-        if old is None:
-            self._emit(ev.HistoryAdded(item=item))
-        self._emit(ev.HistoryUpdated(history=self.history))
+        self._emit_all(self._history.upsert(item))
 
     def _update(self, item_id: str, **changes: Any) -> None:
-        old = self._history.get(item_id)
-        if old is not None:
-            self._upsert(dataclasses.replace(old, **changes))
+        self._emit_all(self._history.update(item_id, **changes))
 
     def _item_from_server(self, raw: dict[str, Any]) -> HistoryItem | None:
         """Merge a server item snapshot into the history (stable server ids)."""
-        item_id = w.text(raw, "id")
-        if not item_id:
-            return None
-        old = self._history.get(item_id)
-        t = w.text(raw, "type")
-        fields: dict[str, Any] = {}
-        if t == "message":
-            role = w.text(raw, "role")
-            fields["kind"] = "message"
-            fields["role"] = role if role in _ROLES else "assistant"
-            parts = [
-                w.text(c, "transcript") or w.text(c, "text")
-                for c in w.array(raw, "content")
-                if isinstance(c, dict)
-            ]
-            transcript = "".join(p for p in parts if p)
-            if transcript:
-                fields["transcript"] = transcript
-        elif t == "function_call":
-            fields.update(kind="function_call", role="assistant")
-            for key in ("name", "call_id", "arguments"):
-                if w.text(raw, key):
-                    fields[key] = w.text(raw, key)
-        elif t == "function_call_output":
-            fields.update(kind="function_call_output", role="tool")
-            for key in ("call_id", "output"):
-                if w.text(raw, key):
-                    fields[key] = w.text(raw, key)
-        elif t == "mcp_call":
-            fields.update(kind="mcp_call", role="assistant")
-            for key in ("name", "arguments", "output"):
-                if w.text(raw, key):
-                    fields[key] = w.text(raw, key)
-        else:
-            fields.update(kind="other", role="system")
-        status = w.text(raw, "status")
-        if status in _STATUSES:
-            fields["status"] = status
-        if old is None:
-            item = HistoryItem(item_id=item_id, **fields)
-        else:
-            if old.truncated_ms is not None or item_id in self._interrupted_items:
-                # Keep what the user heard; a cut item stays incomplete.
-                fields.pop("transcript", None)
-                fields["status"] = "incomplete"
-            item = dataclasses.replace(old, **fields)
-        self._upsert(item)
-        return self._history[item_id]
+        cut = w.text(raw, "id") in self._interrupted_items
+        item, events = self._history.merge(raw, cut=cut)
+        self._emit_all(events)
+        return item
 
     _HANDLERS: dict[str, Callable[[RealtimeProtocol, dict[str, Any]], None]] = {}
 
