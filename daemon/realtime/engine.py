@@ -18,16 +18,16 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from daemon import events as ev
 from daemon.events import ErrorInfo, Event, HistoryItem, McpTool
 
 from . import wire as w
-from .audio_chunks import BYTES_PER_MS, BYTES_PER_SAMPLE, SAMPLE_RATE, Chunker
+from .audio_chunks import Chunker
 from .failures import from_status_details, kind_of
 from .history import History
+from .playback import Playback
 from .settings import SessionSettings
 from .wire import GA_SERVER_EVENTS, normalise
 
@@ -39,19 +39,6 @@ log = logging.getLogger(__name__)
 # How many sent response.create payloads to remember for re-queueing after a
 # conversation_already_has_active_response error (they are answered quickly).
 _SENT_CREATES_KEPT = 16
-
-
-# --------------------------------------------------------------------------- playback
-
-
-@dataclass
-class _Playback:
-    """An item whose audio the speaker has not finished (the playback tracker's view)."""
-
-    item_id: str
-    response_id: str
-    played: int = 0  # samples actually played, as reported by the player
-    audio_done: bool = False  # the server finished sending this item's audio
 
 
 class RealtimeProtocol:
@@ -66,9 +53,6 @@ class RealtimeProtocol:
     ) -> None:
         self.settings = settings
         self.agent_name = agent_name
-        # Without a player reporting progress, received audio counts as played,
-        # so an embedder who never calls playback_progress is not truncated to 0.
-        self.playback_tracking = playback_tracking
         self.session_id = ""
         self.configured = False
         self.closed = False
@@ -88,11 +72,7 @@ class RealtimeProtocol:
         self._interrupted_responses: set[str] = set()
         self._response_items: dict[str, list[str]] = {}
         # audio
-        self._audio_received: dict[str, int] = {}  # bytes per item
-        self._audio_open: set[str] = set()  # audio_start seen, audio_stopped not yet
-        self._audio_started: set[str] = set()
-        self._playback: dict[str, _Playback] = {}
-        self._interrupted_items: set[str] = set()
+        self._playback = Playback(tracking=playback_tracking)
         self._transcript_done: set[str] = set()
         # history and tools
         self._history = History()
@@ -138,7 +118,7 @@ class RealtimeProtocol:
         return self._history.snapshot()
 
     def audio_ms_received(self, item_id: str) -> int:
-        return self._audio_received.get(item_id, 0) // BYTES_PER_MS
+        return self._playback.received_ms(item_id)
 
     # ================================================================ outputs
 
@@ -303,20 +283,12 @@ class RealtimeProtocol:
 
     def playback_progress(self, item_id: str, samples_played: int) -> None:
         """Cumulative samples of ``item_id`` the speaker has actually played."""
-        p = self._playback.get(item_id)
-        if p is None or self.closed:
-            return
-        p.played = max(p.played, int(samples_played))
-        self._check_fully_played(p)
+        if not self.closed:
+            self._playback.progress(item_id, samples_played)
 
     def playback_finished(self, item_id: str) -> None:
         """The speaker drained ``item_id``: it can no longer be interrupted."""
-        self._playback.pop(item_id, None)
-
-    def _check_fully_played(self, p: _Playback) -> None:
-        received = self._audio_received.get(p.item_id, 0)
-        if p.audio_done and p.played * BYTES_PER_SAMPLE >= received:
-            self._playback.pop(p.item_id, None)
+        self._playback.finished(item_id)
 
     def interrupt(self) -> None:
         """Local barge-in (button): truncate what plays, cancel the active response."""
@@ -341,30 +313,23 @@ class RealtimeProtocol:
         audio_interrupted goes out before the history_updated that records the
         cut: the speaker must be flushed first, the bookkeeping can follow.
         """
-        playing = list(self._playback.values())
-        if not playing:
+        cuts = self._playback.cut()
+        if not cuts:
             return False
-        self._playback.clear()
-        cuts: list[tuple[str, int]] = []
-        for p in playing:
-            received = self._audio_received.get(p.item_id, 0)
-            # Samples actually played, never elapsed time; capped at what the item has.
-            played_ms = min(p.played * 1000 // SAMPLE_RATE, received // BYTES_PER_MS)
-            self._interrupted_items.add(p.item_id)
-            if p.response_id:
-                self._interrupted_responses.add(p.response_id)
+        for c in cuts:
+            if c.response_id:
+                self._interrupted_responses.add(c.response_id)
             self._send(
                 {
                     "type": "conversation.item.truncate",
-                    "item_id": p.item_id,
+                    "item_id": c.item_id,
                     "content_index": 0,
-                    "audio_end_ms": played_ms,
+                    "audio_end_ms": c.played_ms,
                 }
             )
-            cuts.append((p.item_id, played_ms))
-        self._emit(ev.AudioInterrupted(item_id=cuts[0][0], played_ms=cuts[0][1]))
-        for item_id, played_ms in cuts:
-            self._update(item_id, truncated_ms=played_ms, status="incomplete")
+        self._emit(ev.AudioInterrupted(item_id=cuts[0].item_id, played_ms=cuts[0].played_ms))
+        for c in cuts:
+            self._update(c.item_id, truncated_ms=c.played_ms, status="incomplete")
         return True
 
     def create_response(self, **response: Any) -> None:
@@ -752,7 +717,7 @@ class RealtimeProtocol:
     def _on_audio_delta(self, e: dict[str, Any]) -> None:
         item_id = w.text(e, "item_id")
         rid = w.text(e, "response_id") or (self._active_response or "")
-        if item_id in self._interrupted_items or rid in self._interrupted_responses:
+        if self._playback.was_cut(item_id) or rid in self._interrupted_responses:
             return  # the speaker was flushed: late audio of a cut answer must not play
         delta = e.get("delta")
         if not isinstance(delta, str):
@@ -777,17 +742,8 @@ class RealtimeProtocol:
             return
         if item_id not in self._history:
             self._upsert(HistoryItem(item_id=item_id, kind="message", role="assistant"))
-        if item_id not in self._audio_started:
-            self._audio_started.add(item_id)
-            self._audio_open.add(item_id)
-            self._emit(ev.AudioStart(item_id=item_id))
+        self._emit_all(self._playback.received(item_id, rid, len(data)))
         self._track(rid, item_id)
-        self._audio_received[item_id] = self._audio_received.get(item_id, 0) + len(data)
-        p = self._playback.get(item_id)
-        if p is None:
-            p = self._playback[item_id] = _Playback(item_id=item_id, response_id=rid)
-        if not self.playback_tracking:
-            p.played = self._audio_received[item_id] // BYTES_PER_SAMPLE
         self._emit(
             ev.Audio(
                 data=data,
@@ -798,17 +754,7 @@ class RealtimeProtocol:
         )
 
     def _on_audio_done(self, e: dict[str, Any]) -> None:
-        item_id = w.text(e, "item_id")
-        p = self._playback.get(item_id)
-        if p is not None:
-            p.audio_done = True
-            self._check_fully_played(p)
-        self._audio_stopped(item_id)
-
-    def _audio_stopped(self, item_id: str) -> None:
-        if item_id in self._audio_open:
-            self._audio_open.discard(item_id)
-            self._emit(ev.AudioStopped(item_id=item_id))
+        self._emit_all(self._playback.audio_done(w.text(e, "item_id")))
 
     def _on_transcript_delta(self, e: dict[str, Any]) -> None:
         item_id = w.text(e, "item_id")
@@ -827,7 +773,7 @@ class RealtimeProtocol:
         item_id = w.text(e, "item_id")
         key = "transcript" if "transcript" in e else "text"
         old = self._history.get(item_id)
-        if item_id in self._interrupted_items and old is not None:
+        if self._playback.was_cut(item_id) and old is not None:
             text = old.transcript  # what was received before the cut
         else:
             text = w.text(e, key) or (old.transcript if old else "")
@@ -864,15 +810,12 @@ class RealtimeProtocol:
         item_ids = self._response_items.pop(rid, [])
         texts: list[str] = []
         for item_id in item_ids:
-            self._audio_stopped(item_id)  # a cut or failed answer may skip output_audio.done
-            p = self._playback.get(item_id)
-            if p is not None:
-                p.audio_done = True
-                self._check_fully_played(p)
+            # A cut or failed answer may skip output_audio.done.
+            self._emit_all(self._playback.audio_done(item_id))
             h = self._history.get(item_id)
             if h is None or h.kind != "message" or h.role != "assistant":
                 continue
-            if h.transcript or item_id in self._audio_started:
+            if h.transcript or self._playback.started(item_id):
                 self._assistant_transcript(item_id, h.transcript)
             if h.transcript:
                 texts.append(h.transcript)
@@ -899,7 +842,7 @@ class RealtimeProtocol:
 
     def _item_from_server(self, raw: dict[str, Any]) -> HistoryItem | None:
         """Merge a server item snapshot into the history (stable server ids)."""
-        cut = w.text(raw, "id") in self._interrupted_items
+        cut = self._playback.was_cut(w.text(raw, "id"))
         item, events = self._history.merge(raw, cut=cut)
         self._emit_all(events)
         return item
