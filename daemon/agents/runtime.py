@@ -291,8 +291,7 @@ class AgentRuntime:
         self._reset_session_state()
         self.active = self.default
         self._session = session
-        session.protocol.agent_name = self.default.name
-        session.protocol.mcp_server_labels = self.mcp_labels()
+        session.protocol.set_agent(self.default.name, self.mcp_labels())
         for cls in _CONSUMED:
             self._unsubscribe.append(session.on(_type(cls), _rebuild(cls, self.handle)))
         return self.detach
@@ -377,8 +376,7 @@ class AgentRuntime:
         self.active = target
         session = self._session
         if session is not None:
-            session.protocol.agent_name = target.name
-            session.protocol.mcp_server_labels = self.mcp_labels(target)
+            session.protocol.set_agent(target.name, self.mcp_labels(target))
             session.update_session(self.settings(target, base=session.protocol.settings))
         for event in handoff_events(old, target, self.default):
             self.emit(event)

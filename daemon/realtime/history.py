@@ -25,6 +25,7 @@ class History:
 
     def __init__(self) -> None:
         self._items: dict[str, HistoryItem] = {}
+        self._transcripts_done: set[str] = set()
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._items
@@ -120,3 +121,52 @@ class History:
             item = dataclasses.replace(old, **fields)
         events = self.upsert(item)
         return self._items[item_id], events
+
+    # ---------------------------------------------------------------- transcripts
+
+    def user_transcript(self, item_id: str, transcript: str) -> list[Event]:
+        """The user's turn was transcribed: record it, then ``user_transcript``."""
+        out: list[Event] = []
+        if item_id:
+            old = self._items.get(item_id)
+            if old is None:
+                new = HistoryItem(
+                    item_id=item_id, kind="message", role="user", transcript=transcript
+                )
+            else:
+                new = dataclasses.replace(old, transcript=transcript)
+            out += self.upsert(new)
+        out.append(ev.UserTranscript(transcript=transcript, item_id=item_id))
+        return out
+
+    def assistant_delta(self, item_id: str, delta: str) -> list[Event]:
+        """A piece of the answer's transcript: append it, then ``assistant_transcript_delta``."""
+        out: list[Event] = []
+        old = self._items.get(item_id)
+        if item_id and old is None:
+            out += self.upsert(
+                HistoryItem(item_id=item_id, kind="message", role="assistant", transcript=delta)
+            )
+        elif old is not None:
+            out += self.upsert(dataclasses.replace(old, transcript=old.transcript + delta))
+        out.append(ev.AssistantTranscriptDelta(delta=delta, item_id=item_id))
+        return out
+
+    def assistant_done(self, item_id: str, final: str, *, cut: bool) -> list[Event]:
+        """The answer's full transcript (``final``; what was heard if ``cut``)."""
+        out: list[Event] = []
+        old = self._items.get(item_id)
+        if cut and old is not None:
+            spoken = old.transcript  # what was received before the cut
+        else:
+            spoken = final or (old.transcript if old else "")
+            if old is not None and spoken:
+                out += self.upsert(dataclasses.replace(old, transcript=spoken))
+        return out + self.assistant_transcript(item_id, spoken)
+
+    def assistant_transcript(self, item_id: str, transcript: str) -> list[Event]:
+        """``assistant_transcript`` for ``item_id``, at most once per item."""
+        if item_id in self._transcripts_done:
+            return []
+        self._transcripts_done.add(item_id)
+        return [ev.AssistantTranscript(transcript=transcript, item_id=item_id)]

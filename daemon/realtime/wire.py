@@ -7,8 +7,13 @@ instead of raising on a missing key or a value of the wrong type.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import json
 from typing import Any
+
+from daemon.events import ErrorInfo
 
 # Server event types of the GA API (openai.types.realtime.RealtimeServerEvent).
 GA_SERVER_EVENTS = frozenset(
@@ -146,3 +151,79 @@ def preview(frame: str | bytes, limit: int = 60) -> str:
     """The first ``limit`` characters of a frame, for an error message."""
     shown = repr(frame[:limit])
     return shown + ("..." if len(frame) > limit else "")
+
+
+def audio_delta(event: dict[str, Any]) -> bytes | str:
+    """The PCM of a response.output_audio.delta, or what is wrong with it (a message)."""
+    delta = event.get("delta")
+    if not isinstance(delta, str):
+        return "response.output_audio.delta has no string 'delta'"
+    if not text(event, "item_id"):  # audio that could never be truncated must not play
+        return "response.output_audio.delta has no 'item_id'"
+    try:
+        return base64.b64decode(delta, validate=True)
+    except (binascii.Error, ValueError):
+        return "response.output_audio.delta: 'delta' is not base64"
+
+
+def decode(frame: str | bytes) -> dict[str, Any] | tuple[str, str]:
+    """A server frame as a JSON object, or ``(error type, message)`` saying why not."""
+    try:
+        raw = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = f"server frame is not valid JSON ({type(exc).__name__}): {preview(frame)}"
+        return ("invalid_frame", why)
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        return ("invalid_event", f"server event must be a JSON object, got {kind}: {preview(raw)}")
+    return data
+
+
+# --------------------------------------------------------------------------- client events
+# What the engine sends, built in one place (GA spelling only).
+
+
+def append(chunk: bytes) -> dict[str, Any]:
+    """input_audio_buffer.append of PCM16 mono 24 kHz ``chunk``."""
+    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(chunk).decode("ascii")}
+
+
+def create_item(item: dict[str, Any]) -> dict[str, Any]:
+    """conversation.item.create of ``item``."""
+    return {"type": "conversation.item.create", "item": item}
+
+
+def user_text(message: str) -> dict[str, Any]:
+    """A user text message item."""
+    return create_item(
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": message}]}
+    )
+
+
+def tool_output(call_id: str, output: str) -> dict[str, Any]:
+    """The output item answering function call ``call_id``."""
+    return create_item({"type": "function_call_output", "call_id": call_id, "output": output})
+
+
+def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    """conversation.item.truncate of ``item_id``'s audio at ``audio_end_ms``."""
+    return {
+        "type": "conversation.item.truncate",
+        "item_id": item_id,
+        "content_index": 0,
+        "audio_end_ms": audio_end_ms,
+    }
+
+
+def error_info(event: dict[str, Any], kind: str | None) -> ErrorInfo:
+    """The ErrorInfo of a server ``error`` event (``kind`` from failures.kind_of)."""
+    err = obj(event, "error")
+    return ErrorInfo(
+        type=text(err, "type") or "server_error",
+        message=text(err, "message") or "(no message)",
+        code=opt_text(err, "code"),
+        param=opt_text(err, "param"),
+        event_id=opt_text(err, "event_id"),
+        kind=kind,
+    )
