@@ -8,7 +8,7 @@ then per session::
     session = RealtimeSession(runtime.settings(), url=..., api_key=...,
                               tool_runner=runtime.tool_runner)
     runtime.attach(session)            # consumes the session's events via session.on()
-    player.tracker = runtime           # a PlaybackTracker that forwards to the session
+    player.tracker = SessionTracker(runtime)  # daemon.realtime: the player's reports, on the loop
 
 A button press calls ``runtime.approve()``, a double press ``runtime.reject()``.
 """
@@ -355,7 +355,7 @@ class AgentRuntime:
         if self._session is not None:
             self._session.approve_tool(request.approval_id, decision.approved)
 
-    # ================================================================ playback (PlaybackTracker)
+    # ================================================================ playback (SessionTracker)
 
     def playback_progress(self, item_id: str, samples_played: int) -> None:
         if self._session is not None:

@@ -12,18 +12,19 @@ from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
 from .failures import RealtimeFailure
 from .liveness import LivenessBounds
-from .session import PlaybackTracker, RealtimeSession, ToolRunner
+from .session import RealtimeSession, ToolRunner
 from .settings import SessionSettings
+from .tracking import SessionTracker
 
 __all__ = [
     "AgentListener",
     "EventDispatcher",
     "LivenessBounds",
-    "PlaybackTracker",
     "RealtimeFailure",
     "RealtimeProtocol",
     "RealtimeSession",
     "SessionSettings",
+    "SessionTracker",
     "ToolRunner",
     "events",
 ]

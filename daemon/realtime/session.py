@@ -58,14 +58,6 @@ class ConnectTimeout(RealtimeFailure, TimeoutError):
     """Not configured within connect_timeout: a typed ``network`` failure."""
 
 
-class PlaybackTracker(Protocol):
-    """What a player reports: samples it actually played, and when it drained an item."""
-
-    def playback_progress(self, item_id: str, samples_played: int) -> None: ...
-
-    def playback_finished(self, item_id: str) -> None: ...
-
-
 class ToolRunner(Protocol):
     """Runs a function call; the returned string is sent as the call's output."""
 
