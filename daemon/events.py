@@ -390,82 +390,18 @@ class SoundPlayed(Event):
     type: Literal["sound_played"] = "sound_played"
 
 
-SessionEvent = (
-    AgentStarting
-    | SessionConnected
-    | AgentStopped
-    | AgentStart
-    | AgentEnd
-    | AgentHandoff
-    | AgentToolStart
-    | AgentToolEnd
-    | SubagentStarted
-    | SubagentFinished
-    | Audio
-    | AudioStart
-    | AudioStopped
-    | AudioInterrupted
-    | UserStartedSpeaking
-    | UserStoppedSpeaking
-    | UserTranscript
-    | AssistantTranscript
-    | AssistantTranscriptDelta
-    | HistoryAdded
-    | HistoryUpdated
-    | ToolApprovalRequested
-    | McpToolsChanged
-    | McpToolCallCompleted
-    | GuardrailTripped
-    | Error
-    | TransportEvent
-    | UserInactivityCountdown
-    | CountdownCancelled
-)
+def _event_types() -> dict[str, type[Event]]:
+    """Every event class above by its ``type`` name, in declaration order."""
+    out: dict[str, type[Event]] = {}
+    for cls in Event.__subclasses__():
+        name = cls.__dataclass_fields__["type"].default
+        assert isinstance(name, str) and name not in out, cls
+        out[name] = cls
+    return out
 
-ApplianceEvent = (
-    WakeWordDetected | StateChanged | ButtonPressed | SessionClosed | LedChanged | SoundPlayed
-)
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
-    for cls in (
-        AgentStarting,
-        SessionConnected,
-        AgentStopped,
-        AgentStart,
-        AgentEnd,
-        AgentHandoff,
-        AgentToolStart,
-        AgentToolEnd,
-        SubagentStarted,
-        SubagentFinished,
-        Audio,
-        AudioStart,
-        AudioStopped,
-        AudioInterrupted,
-        UserStartedSpeaking,
-        UserStoppedSpeaking,
-        UserTranscript,
-        AssistantTranscript,
-        AssistantTranscriptDelta,
-        HistoryAdded,
-        HistoryUpdated,
-        ToolApprovalRequested,
-        McpToolsChanged,
-        McpToolCallCompleted,
-        GuardrailTripped,
-        Error,
-        TransportEvent,
-        UserInactivityCountdown,
-        CountdownCancelled,
-        WakeWordDetected,
-        StateChanged,
-        ButtonPressed,
-        SessionClosed,
-        LedChanged,
-        SoundPlayed,
-    )
-}
+# The vocabulary, built from the classes themselves (one list: the definitions above).
+EVENT_TYPES: dict[str, type[Event]] = _event_types()
 
 # Other spellings the seeds use for the same events; ``session.on`` accepts them.
 ALIASES: dict[str, str] = {

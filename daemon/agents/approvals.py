@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 Policy = Literal["always", "never", "ask"]
-POLICIES: tuple[Policy, ...] = ("always", "never", "ask")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -259,9 +259,6 @@ class AgentRuntime:
 
     # ================================================================ what the session gets
 
-    def agent_tools(self, agent: RealtimeAgent | None = None) -> dict[str, FunctionTool]:
-        return dict(self._agent_tools[(agent or self.active).name])
-
     def mcp_labels(self, agent: RealtimeAgent | None = None) -> frozenset[str]:
         agent = agent or self.active
         if agent.mcp_servers is None:
