@@ -749,3 +749,25 @@ async def test_the_readme_player_example_reports_what_was_played(
     assert [m["item_id"] for m in server.of_type("conversation.item.truncate")] == ["item_a1"]
     await session.close()
     await asyncio.wait_for(speaking, TIMEOUT)
+
+
+async def test_events_wait_for_an_iterator_only_while_one_iterates(server: ScriptedServer) -> None:
+    """With only session.on() consumers, nothing piles up for an iterator that never comes;
+    one started right after connect() still sees the session from agent_starting on."""
+    session = make(server)
+    played: list[bytes] = []
+    session.on("audio", lambda data, *_: played.append(data))
+    done = asyncio.Event()
+    session.on("agent_end", lambda *_: done.set())
+    await session.connect()
+    startup = session._dispatcher.queued  # agent_starting .. session_connected
+    await server.send_all(S.answer(ms=2000))  # 100 audio deltas and their transport events
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert len(played) == 100
+    assert session._dispatcher.queued == startup < 10
+    # An iterator started now gets the start-up events, then everything from now on.
+    seen = Collector(session)
+    await session.close()
+    events = await seen.finished()
+    assert events[0].type == "agent_starting" and events[-1].type == "agent_stopped"
+    assert not [e for e in events if isinstance(e, ev.Audio)]

@@ -250,6 +250,8 @@ class RealtimeSession:
         except asyncio.CancelledError:
             await self._abort()
             raise
+        finally:
+            self._dispatcher.seal()
         if self._engine.closed:
             raise ConnectionError(
                 f"session ended before it was configured ({self._engine.stop_reason})"
