@@ -1,6 +1,6 @@
 """The event vocabulary: frozen dataclasses with a ``type`` literal.
 
-Session events are the union of the seed documents (the OpenAI Agents SDK's
+Session events are the union of the seed documents (tests/fixtures/seeds: the OpenAI Agents SDK's
 TypeScript and Python realtime events and a listener-style library's
 lifecycle callbacks); appliance events sit on top. Every consumer style reads
 these same objects: ``async for event in session``, ``session.on(name, fn)``
@@ -42,7 +42,7 @@ class McpTool:
 
 @dataclass(frozen=True, kw_only=True)
 class ErrorInfo:
-    """Structured error (seed 003's AgentError): type, message, optional code/param.
+    """Structured error (the Realtime API's error object): type, message, optional code/param.
 
     ``kind`` is set on a failure the owner must see (daemon.realtime.failures:
     network, auth, quota, rate_limit, server, config): it ends the session or
@@ -405,11 +405,13 @@ EVENT_TYPES: dict[str, type[Event]] = _event_types()
 
 # Other spellings the seeds use for the same events; ``session.on`` accepts them.
 ALIASES: dict[str, str] = {
-    "audio_end": "audio_stopped",  # seed 002
-    "tool_start": "agent_tool_start",  # seed 002
-    "tool_end": "agent_tool_end",  # seed 002
-    "handoff": "agent_handoff",  # seed 002
-    "raw_model_event": "transport_event",  # seed 002
+    # The Python Agents SDK's names (tests/fixtures/seeds/002) for events the TypeScript
+    # SDK (and this vocabulary) names otherwise; code ported from it keeps working.
+    "audio_end": "audio_stopped",
+    "tool_start": "agent_tool_start",
+    "tool_end": "agent_tool_end",
+    "handoff": "agent_handoff",
+    "raw_model_event": "transport_event",
 }
 
 

@@ -1,4 +1,7 @@
-"""Listener-style consumption (seed 003): subclass and override ``on_*`` methods.
+"""Listener-style consumption: subclass and override ``on_*`` methods.
+
+The methods and signatures are those of a listener interface voicepi adopts
+(tests/fixtures/seeds/003), so listeners written for it work unchanged.
 
 Every method is an async no-op. ``dispatch`` maps one event to the seed's
 method and signature; events the seed has no method for go to ``on_event``.

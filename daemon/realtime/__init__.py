@@ -12,8 +12,9 @@ from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
 from .failures import RealtimeFailure
 from .liveness import LivenessBounds
-from .session import RealtimeSession, ToolRunner
+from .session import RealtimeSession
 from .settings import SessionSettings
+from .toolcalls import ToolRunner
 from .tracking import SessionTracker
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 ``EventDispatcher`` fans every session event out to an async iterator
 (``async for event in session``), named handlers (``session.on(name, fn)``,
-called with ``event.args()``) and a seed-003 listener object. Handlers and
+called with ``event.args()``) and a listener object (``daemon.listener``). Handlers and
 the listener run in order, one event at a time, in a task of their own, so
 a slow handler never stalls the protocol. One that raises is logged and
 reported as an ``error`` event (type ``listener_error``); the session goes on.

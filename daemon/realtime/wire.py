@@ -67,7 +67,8 @@ GA_SERVER_EVENTS = frozenset(
     }
 )
 
-# Beta spellings (PROTOCOL.md) -> GA.
+# Beta spellings -> GA: the preview API named audio "response.audio.*" and items
+# "conversation.item.created"; servers and proxies still on it must work too.
 BETA_PREFIXES = (
     ("response.audio_transcript.", "response.output_audio_transcript."),
     ("response.audio.", "response.output_audio."),
