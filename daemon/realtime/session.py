@@ -39,6 +39,7 @@ from .failures import (
     from_exception,
     missing_key,
 )
+from .linkwatch import LinkWatch
 from .liveness import Liveness, LivenessBounds
 from .settings import SessionSettings
 from .toolcalls import ToolCalls, ToolRunner
@@ -131,10 +132,9 @@ class RealtimeSession:
         self.liveness_bounds = liveness or LivenessBounds(listen_silence=ping_interval)
         self._clock = clock
         self._liveness: Liveness | None = None
+        self._link: LinkWatch | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._watch_kick = asyncio.Event()
         self._expecting = False
-        self._pings: set[asyncio.Task[None]] = set()
         self.max_frame_bytes = max_frame_bytes
         self._engine = RealtimeProtocol(
             settings, agent_name=agent_name, playback_tracking=playback_tracking
@@ -236,6 +236,14 @@ class RealtimeSession:
                 self._engine.connection_made()
                 loop = asyncio.get_running_loop()
                 self._liveness = Liveness(self.liveness_bounds, self._clock())
+                self._link = LinkWatch(
+                    self._liveness,
+                    self._clock,
+                    closed=lambda: self._engine.closed,
+                    expecting=lambda: self._engine.expecting_server,
+                    dead=self._link_dead,
+                    timed_out=self._response_timed_out,
+                )
                 self._writer = loop.create_task(self._write_loop(self._ws), name="voicepi-ws-tx")
                 self._reader = loop.create_task(self._read_loop(self._ws), name="voicepi-ws-rx")
                 self._pump()
@@ -257,8 +265,9 @@ class RealtimeSession:
             raise ConnectionError(
                 f"session ended before it was configured ({self._engine.stop_reason})"
             )
+        assert self._link is not None and self._ws is not None
         self._watcher = asyncio.get_running_loop().create_task(
-            self._watch(self._ws), name="voicepi-ws-liveness"
+            self._link.run(self._ws), name="voicepi-ws-liveness"
         )
 
     async def _abort(self, info: ErrorInfo | None = None) -> None:
@@ -295,9 +304,10 @@ class RealtimeSession:
 
     async def _finish(self) -> None:
         current = asyncio.current_task()
+        pings = self._link.pings if self._link is not None else ()
         tasks = [
             t
-            for t in (*self._tools.tasks, *self._pings, self._watcher, self._writer, self._reader)
+            for t in (*self._tools.tasks, *pings, self._watcher, self._writer, self._reader)
             if t is not None
         ]
         for task in tasks:
@@ -445,7 +455,8 @@ class RealtimeSession:
         expecting = self._engine.expecting_server
         if expecting != self._expecting or self._engine.closed:
             self._expecting = expecting
-            self._watch_kick.set()  # the liveness bounds changed
+            if self._link is not None:
+                self._link.kick()  # the liveness bounds changed
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         try:
@@ -490,44 +501,13 @@ class RealtimeSession:
             self._outbox.clear()
             self._outbox_empty.set()
 
-    async def _watch(self, ws: ClientConnection) -> None:
-        """Liveness (liveness.py): ping a quiet server, end a dead link, give up a lost answer."""
-        assert self._liveness is not None
-        live = self._liveness
-        b = self.liveness_bounds
-        while not self._engine.closed:
-            now = self._clock()
-            expecting = self._engine.expecting_server
-            verdict, wake_at = live.check(now, expecting)
-            if verdict == "ping":
-                task = asyncio.get_running_loop().create_task(self._ping(ws))
-                self._pings.add(task)
-                task.add_done_callback(self._pings.discard)
-            elif verdict == "dead":
-                silent = now - live.last_heard
-                what = "during an answer" if expecting else "while listening"
-                log.warning("link dead: no frame or pong for %.1f s %s", silent, what)
-                self._engine.link_dead(
-                    f"the link is dead: no data from the server for {silent:.1f} s {what}"
-                )
-                self._pump()
-                ws.transport.abort()  # no closing handshake can pass a dead link
-                return
-            elif verdict == "response_timeout":
-                self._engine.response_timed_out(b.response_timeout)
-                self._pump()
-            self._watch_kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._watch_kick.wait(), max(0.0, wake_at - self._clock()))
+    def _link_dead(self, message: str) -> None:
+        self._engine.link_dead(message)
+        self._pump()
 
-    async def _ping(self, ws: ClientConnection) -> None:
-        # On a dead link ping() itself may wait behind a full send buffer; the
-        # deadline is counted from when it was due, not from when it left.
-        with contextlib.suppress(Exception):
-            pong = await ws.ping()
-            await pong
-            if self._liveness is not None:
-                self._liveness.pong(self._clock())
+    def _response_timed_out(self, seconds: float) -> None:
+        self._engine.response_timed_out(seconds)
+        self._pump()
 
     def _tool_answered(self, call_id: str, output: str, is_error: bool) -> None:
         self._engine.send_tool_output(call_id, output, is_error=is_error)
