@@ -20,13 +20,12 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from daemon import events as ev
-from daemon.config import AgentConfig, Config, ConfigError, api_key
+from daemon.config import Config, ConfigError
 from daemon.events import ErrorInfo
 from daemon.realtime.engine import RealtimeProtocol
 from daemon.realtime.settings import SessionSettings
@@ -34,12 +33,10 @@ from daemon.realtime.settings import SessionSettings
 from .agent import RealtimeAgent
 from .approvals import ApprovalRequest, Approvals, Policy, policy_for
 from .builtin import builtin_tools
-from .command import ProcessLimit, command_tool
-from .configcheck import CREDENTIAL_REF
-from .guardrails import GuardrailMonitor, OutputGuardrail, regex_guardrail
+from .from_config import runtime_arguments
+from .guardrails import GuardrailMonitor, OutputGuardrail
 from .handoffs import handoff_events, handoff_tool
-from .mcp import McpServer, credential, servers_from_config
-from .plugins import load_plugin_tools
+from .mcp import McpServer
 from .runner import AgentToolRunner
 from .tools import FunctionTool, as_tool
 
@@ -187,54 +184,9 @@ class AgentRuntime:
         Raises ConfigError (naming the key) for a tool name no agent can get or a
         missing credential.
         """
-        env = os.environ if environ is None else environ
-        limit = ProcessLimit(cfg.tooling.max_processes)  # shared by every command tool
-        extra = [
-            command_tool(t, limit=limit, max_output_chars=cfg.tooling.max_output_chars, environ=env)
-            for t in cfg.tools
-        ] + list(tools)
-        if cfg.tooling.plugins:
-            plugin_tools, _problems = load_plugin_tools()  # problems are logged
-            extra += plugin_tools
-        agents_cfg = cfg.agents or (AgentConfig(),)
-        agents = [
-            RealtimeAgent(
-                name=a.name,
-                instructions=a.instructions or cfg.realtime.instructions,
-                handoff_description=a.handoff_description,
-                tools=a.tools,
-                handoffs=a.handoffs,
-                mcp_servers=None if "*" in a.mcp_servers else a.mcp_servers,
-            )
-            for a in agents_cfg
-        ]
-        every_guardrail = list(guardrails)
-        if cfg.guardrails.patterns:
-            every_guardrail.append(regex_guardrail(cfg.guardrails.patterns))
+        agents, kwargs = runtime_arguments(cfg, environ=environ, tools=tools, guardrails=guardrails)
         try:
-            mcp_servers = servers_from_config(cfg.mcp_servers, env)
-            # What a tool's output must never show: the key and every credential header.
-            secrets = [api_key(env) or ""]
-            secrets += [
-                credential(m.group(1), env) or ""
-                for server in cfg.mcp_servers
-                for template in server.headers.values()
-                for m in CREDENTIAL_REF.finditer(template)
-            ]
-            return cls(
-                agents,
-                tools=extra,
-                mcp_servers=mcp_servers,
-                secrets=secrets,
-                policy=cfg.tooling.policy,
-                guardrails=every_guardrail,
-                guardrail_every=cfg.guardrails.check_every,
-                tool_timeout=cfg.tooling.timeout,
-                approval_timeout=cfg.tooling.approval_timeout,
-                max_output_chars=cfg.tooling.max_output_chars,
-                callbacks=callbacks,
-                base_settings=SessionSettings.from_config(cfg.realtime),
-            )
+            return cls(agents, callbacks=callbacks, **kwargs)
         except _UnknownTool as exc:
             raise ConfigError(f"agents[{exc.agent_index}].tools", str(exc)) from None
 
