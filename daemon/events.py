@@ -35,6 +35,8 @@ class HistoryItem:
 
 @dataclass(frozen=True, kw_only=True)
 class McpTool:
+    """A tool an MCP server offers (from its ``mcp_list_tools`` item)."""
+
     server_label: str
     name: str
     description: str = ""
@@ -63,6 +65,8 @@ class ErrorInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
+    """Base of every event: ``type`` names it; ``args()`` gives the ``session.on`` arguments."""
+
     type: str = ""
 
     def args(self) -> tuple[Any, ...]:
@@ -120,6 +124,8 @@ class AgentEnd(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentHandoff(Event):
+    """The conversation moved from one agent to another (a handoff tool ran)."""
+
     from_agent: str = ""
     to_agent: str = ""
     type: Literal["agent_handoff"] = "agent_handoff"
@@ -127,6 +133,8 @@ class AgentHandoff(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentToolStart(Event):
+    """The model called function ``tool``; ``arguments`` is its JSON text. Answer ``call_id``."""
+
     agent: str = ""
     tool: str = ""
     call_id: str = ""
@@ -136,6 +144,8 @@ class AgentToolStart(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentToolEnd(Event):
+    """Function call ``call_id`` was answered with ``output`` (``is_error`` if it failed)."""
+
     agent: str = ""
     tool: str = ""
     call_id: str = ""
@@ -146,12 +156,16 @@ class AgentToolEnd(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SubagentStarted(Event):
+    """A sub-agent (an agent used as a tool) started."""
+
     agent_name: str = ""
     type: Literal["subagent_started"] = "subagent_started"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SubagentFinished(Event):
+    """A sub-agent (an agent used as a tool) finished."""
+
     agent_name: str = ""
     type: Literal["subagent_finished"] = "subagent_finished"
 
@@ -203,6 +217,8 @@ class AudioInterrupted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class UserStartedSpeaking(Event):
+    """Server VAD heard the user start; ``audio_ms`` into the input buffer."""
+
     item_id: str = ""
     audio_ms: int = 0
     type: Literal["user_started_speaking"] = "user_started_speaking"
@@ -210,6 +226,8 @@ class UserStartedSpeaking(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class UserStoppedSpeaking(Event):
+    """Server VAD heard the user stop; ``audio_ms`` into the input buffer."""
+
     item_id: str = ""
     audio_ms: int = 0
     type: Literal["user_stopped_speaking"] = "user_stopped_speaking"
@@ -217,6 +235,8 @@ class UserStoppedSpeaking(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class UserTranscript(Event):
+    """The transcript of the user's turn ``item_id``."""
+
     transcript: str = ""
     item_id: str = ""
     type: Literal["user_transcript"] = "user_transcript"
@@ -224,6 +244,8 @@ class UserTranscript(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AssistantTranscript(Event):
+    """The full transcript of answer item ``item_id`` (what was heard, if cut); once per item."""
+
     transcript: str = ""
     item_id: str = ""
     type: Literal["assistant_transcript"] = "assistant_transcript"
@@ -231,6 +253,8 @@ class AssistantTranscript(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AssistantTranscriptDelta(Event):
+    """The next piece of answer item ``item_id``'s transcript."""
+
     delta: str = ""
     item_id: str = ""
     type: Literal["assistant_transcript_delta"] = "assistant_transcript_delta"
@@ -241,12 +265,16 @@ class AssistantTranscriptDelta(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class HistoryAdded(Event):
+    """A new conversation item (``history_updated`` follows with the whole history)."""
+
     item: HistoryItem
     type: Literal["history_added"] = "history_added"
 
 
 @dataclass(frozen=True, kw_only=True)
 class HistoryUpdated(Event):
+    """The whole conversation history, oldest first, after any change."""
+
     history: tuple[HistoryItem, ...] = ()
     type: Literal["history_updated"] = "history_updated"
 
@@ -265,12 +293,16 @@ class ToolApprovalRequested(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class McpToolsChanged(Event):
+    """The MCP tools the active agent can use changed; ``tools`` is all of them."""
+
     tools: tuple[McpTool, ...] = ()
     type: Literal["mcp_tools_changed"] = "mcp_tools_changed"
 
 
 @dataclass(frozen=True, kw_only=True)
 class McpToolCallCompleted(Event):
+    """An MCP tool call finished (``error`` is "" on success); ``item`` is its history item."""
+
     agent: str = ""
     item: HistoryItem | None = None
     server_label: str = ""
@@ -280,6 +312,8 @@ class McpToolCallCompleted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class GuardrailTripped(Event):
+    """An output guardrail matched ``message``: playback stopped, the answer was cut."""
+
     agent: str = ""
     guardrail: str = ""
     message: str = ""  # the transcript that tripped it
@@ -292,6 +326,9 @@ class GuardrailTripped(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Error(Event):
+    """Something failed; ``error`` says what (with ``kind`` set: a failure that ends the
+    answer or the session)."""
+
     error: ErrorInfo
     type: Literal["error"] = "error"
 
@@ -347,6 +384,8 @@ SoundName = Literal["wake", "end", "error"]  # the [sounds] keys; daemon/sounds.
 
 @dataclass(frozen=True, kw_only=True)
 class WakeWordDetected(Event):
+    """The wake word model ``model`` scored ``score`` (0-1) over its threshold."""
+
     model: str = ""
     score: float = 0.0
     type: Literal["wake_word_detected"] = "wake_word_detected"
@@ -354,6 +393,8 @@ class WakeWordDetected(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class StateChanged(Event):
+    """The appliance state changed from ``previous`` to ``state`` (the LEDs follow it)."""
+
     state: ApplianceState = "starting"
     previous: ApplianceState = "starting"
     type: Literal["state_changed"] = "state_changed"
@@ -361,6 +402,8 @@ class StateChanged(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ButtonPressed(Event):
+    """A button ``gesture`` and the ``action`` it was mapped to in the current state."""
+
     gesture: Literal["press", "double", "long"] = "press"
     action: str = ""
     type: Literal["button"] = "button"
@@ -368,12 +411,16 @@ class ButtonPressed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SessionClosed(Event):
+    """The appliance closed its session; ``reason`` says why."""
+
     reason: CloseReason = "inactivity"
     type: Literal["session_closed"] = "session_closed"
 
 
 @dataclass(frozen=True, kw_only=True)
 class LedChanged(Event):
+    """The LEDs now show ``pattern`` in ``color``."""
+
     pattern: str = ""
     color: str = ""
     type: Literal["led_changed"] = "led_changed"

@@ -16,6 +16,12 @@ AgentError = ErrorInfo  # the seed's name for the structured error
 
 
 class AgentListener:
+    """Subclass and override the ``on_*`` methods you need; pass it as ``listener=``.
+
+    Every method is an awaited no-op by default, called in event order from the
+    session's dispatch task; one that raises becomes an ``error`` (``listener_error``).
+    """
+
     async def on_agent_starting(self) -> None:
         """Called when run() is invoked, before any I/O."""
 

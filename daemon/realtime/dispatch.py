@@ -49,6 +49,8 @@ def _describe(handler: Callable[..., Any]) -> str:
 
 
 class EventDispatcher:
+    """Fans one event stream out to iterators, ``on()`` handlers and a listener (see above)."""
+
     def __init__(self, listener: AgentListener | None = None) -> None:
         self.listener = listener
         self._handlers: dict[str, list[Callable[..., Any]]] = {}

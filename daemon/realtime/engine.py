@@ -100,6 +100,7 @@ class RealtimeProtocol(Conversation):
 
     @property
     def response_phase(self) -> Phase:
+        """Where the current response is: IDLE, REQUESTED or ACTIVE."""
         return self._responses.phase
 
     @property

@@ -34,6 +34,7 @@ class History:
         return self._items[item_id]
 
     def get(self, item_id: str) -> HistoryItem | None:
+        """The item with server id ``item_id``, or None."""
         return self._items.get(item_id)
 
     def snapshot(self) -> tuple[HistoryItem, ...]:

@@ -73,6 +73,7 @@ class Responses:
         self._want_tool_response = False
 
     def tool_called(self, call_id: str) -> None:
+        """A function call started: no tool response until it is answered."""
         self._pending_calls.add(call_id)
 
     def tool_answered(self, call_id: str) -> list[dict[str, Any]]:

@@ -29,7 +29,8 @@ class ToolRunner(Protocol):
     sends an error output instead and emits an ``error`` (``tool_error``).
     """
 
-    async def run(self, name: str, arguments_json: str, call_id: str) -> str: ...
+    async def run(self, name: str, arguments_json: str, call_id: str) -> str:
+        """Run tool ``name``; the returned string is the call's output."""
 
 
 class ToolCalls:

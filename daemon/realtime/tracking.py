@@ -23,9 +23,11 @@ log = logging.getLogger(__name__)
 class PlaybackReports(Protocol):
     """What takes playback reports on its loop: ``RealtimeSession`` or ``AgentRuntime``."""
 
-    def playback_progress(self, item_id: str, samples_played: int) -> None: ...
+    def playback_progress(self, item_id: str, samples_played: int) -> None:
+        """Cumulative 24 kHz samples of ``item_id`` played."""
 
-    def playback_finished(self, item_id: str) -> None: ...
+    def playback_finished(self, item_id: str) -> None:
+        """``item_id`` played to its end."""
 
 
 class SessionTracker:

@@ -55,6 +55,7 @@ class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return value
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log with the key replaced by ``***``; audio frames are left out."""
         if self.isEnabledFor(level):
             if msg in ("> %s", "< %s") and args and _is_audio_frame(args[0]):
                 return  # 50 mic frames a second: transport_event records say what matters

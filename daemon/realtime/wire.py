@@ -124,26 +124,31 @@ def normalise(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def text(d: Any, key: str) -> str:
+    """The string at ``key`` ("" if missing or not a string)."""
     v = d.get(key) if isinstance(d, dict) else None
     return v if isinstance(v, str) else ""
 
 
 def integer(d: Any, key: str) -> int:
+    """The int at ``key`` (0 if missing, not an int, or a bool)."""
     v = d.get(key) if isinstance(d, dict) else None
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
 def obj(d: Any, key: str) -> dict[str, Any]:
+    """The object at ``key`` ({} if missing or not an object)."""
     v = d.get(key) if isinstance(d, dict) else None
     return v if isinstance(v, dict) else {}
 
 
 def array(d: Any, key: str) -> list[Any]:
+    """The list at ``key`` ([] if missing or not a list)."""
     v = d.get(key) if isinstance(d, dict) else None
     return v if isinstance(v, list) else []
 
 
 def opt_text(d: Any, key: str) -> str | None:
+    """The string at ``key``, or None."""
     v = d.get(key) if isinstance(d, dict) else None
     return v if isinstance(v, str) else None
 
