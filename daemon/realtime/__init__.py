@@ -9,9 +9,10 @@ from daemon import events
 from daemon.listener import AgentListener
 
 from .dispatch import EventDispatcher
-from .engine import RealtimeProtocol
+from .engine import ConnectionState, RealtimeProtocol
 from .failures import RealtimeFailure
 from .liveness import LivenessBounds
+from .responses import Phase
 from .session import RealtimeSession
 from .settings import SessionSettings
 from .toolcalls import ToolRunner
@@ -19,8 +20,10 @@ from .tracking import SessionTracker
 
 __all__ = [
     "AgentListener",
+    "ConnectionState",
     "EventDispatcher",
     "LivenessBounds",
+    "Phase",
     "RealtimeFailure",
     "RealtimeProtocol",
     "RealtimeSession",
