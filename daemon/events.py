@@ -1,6 +1,6 @@
 """The event vocabulary: frozen dataclasses with a ``type`` literal.
 
-Session events are the union of the seed documents (the OpenAI Agents SDK's
+Session events are the union of the seed documents (tests/fixtures/seeds: the OpenAI Agents SDK's
 TypeScript and Python realtime events and a listener-style library's
 lifecycle callbacks); appliance events sit on top. Every consumer style reads
 these same objects: ``async for event in session``, ``session.on(name, fn)``
@@ -37,6 +37,8 @@ class HistoryItem:
 
 @dataclass(frozen=True, kw_only=True)
 class McpTool:
+    """A tool an MCP server offers (from its ``mcp_list_tools`` item)."""
+
     server_label: str
     name: str
     description: str = ""
@@ -44,7 +46,7 @@ class McpTool:
 
 @dataclass(frozen=True, kw_only=True)
 class ErrorInfo:
-    """Structured error (seed 003's AgentError): type, message, optional code/param.
+    """Structured error (the Realtime API's error object): type, message, optional code/param.
 
     ``kind`` is set on a failure the owner must see (daemon.realtime.failures:
     network, auth, quota, rate_limit, server, config): it ends the session or
@@ -65,6 +67,8 @@ class ErrorInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
+    """Base of every event: ``type`` names it; ``args()`` gives the ``session.on`` arguments."""
+
     type: str = ""
 
     def args(self) -> tuple[Any, ...]:
@@ -122,6 +126,8 @@ class AgentEnd(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentHandoff(Event):
+    """The conversation moved from one agent to another (a handoff tool ran)."""
+
     from_agent: str = ""
     to_agent: str = ""
     type: Literal["agent_handoff"] = "agent_handoff"
@@ -129,6 +135,8 @@ class AgentHandoff(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentToolStart(Event):
+    """The model called function ``tool``; ``arguments`` is its JSON text. Answer ``call_id``."""
+
     agent: str = ""
     tool: str = ""
     call_id: str = ""
@@ -138,6 +146,8 @@ class AgentToolStart(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AgentToolEnd(Event):
+    """Function call ``call_id`` was answered with ``output`` (``is_error`` if it failed)."""
+
     agent: str = ""
     tool: str = ""
     call_id: str = ""
@@ -148,12 +158,16 @@ class AgentToolEnd(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SubagentStarted(Event):
+    """A sub-agent (an agent used as a tool) started."""
+
     agent_name: str = ""
     type: Literal["subagent_started"] = "subagent_started"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SubagentFinished(Event):
+    """A sub-agent (an agent used as a tool) finished."""
+
     agent_name: str = ""
     type: Literal["subagent_finished"] = "subagent_finished"
 
@@ -205,6 +219,8 @@ class AudioInterrupted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class UserStartedSpeaking(Event):
+    """Server VAD heard the user start; ``audio_ms`` into the input buffer."""
+
     item_id: str = ""
     audio_ms: int = 0
     type: Literal["user_started_speaking"] = "user_started_speaking"
@@ -212,6 +228,8 @@ class UserStartedSpeaking(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class UserStoppedSpeaking(Event):
+    """Server VAD heard the user stop; ``audio_ms`` into the input buffer."""
+
     item_id: str = ""
     audio_ms: int = 0
     type: Literal["user_stopped_speaking"] = "user_stopped_speaking"
@@ -219,6 +237,8 @@ class UserStoppedSpeaking(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class UserTranscript(Event):
+    """The transcript of the user's turn ``item_id``."""
+
     transcript: str = ""
     item_id: str = ""
     type: Literal["user_transcript"] = "user_transcript"
@@ -226,6 +246,8 @@ class UserTranscript(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AssistantTranscript(Event):
+    """The full transcript of answer item ``item_id`` (what was heard, if cut); once per item."""
+
     transcript: str = ""
     item_id: str = ""
     type: Literal["assistant_transcript"] = "assistant_transcript"
@@ -233,6 +255,8 @@ class AssistantTranscript(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AssistantTranscriptDelta(Event):
+    """The next piece of answer item ``item_id``'s transcript."""
+
     delta: str = ""
     item_id: str = ""
     type: Literal["assistant_transcript_delta"] = "assistant_transcript_delta"
@@ -243,12 +267,16 @@ class AssistantTranscriptDelta(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class HistoryAdded(Event):
+    """A new conversation item (``history_updated`` follows with the whole history)."""
+
     item: HistoryItem
     type: Literal["history_added"] = "history_added"
 
 
 @dataclass(frozen=True, kw_only=True)
 class HistoryUpdated(Event):
+    """The whole conversation history, oldest first, after any change."""
+
     history: tuple[HistoryItem, ...] = ()
     type: Literal["history_updated"] = "history_updated"
 
@@ -267,12 +295,16 @@ class ToolApprovalRequested(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class McpToolsChanged(Event):
+    """The MCP tools the active agent can use changed; ``tools`` is all of them."""
+
     tools: tuple[McpTool, ...] = ()
     type: Literal["mcp_tools_changed"] = "mcp_tools_changed"
 
 
 @dataclass(frozen=True, kw_only=True)
 class McpToolCallCompleted(Event):
+    """An MCP tool call finished (``error`` is "" on success); ``item`` is its history item."""
+
     agent: str = ""
     item: HistoryItem | None = None
     server_label: str = ""
@@ -282,6 +314,8 @@ class McpToolCallCompleted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class GuardrailTripped(Event):
+    """An output guardrail matched ``message``: playback stopped, the answer was cut."""
+
     agent: str = ""
     guardrail: str = ""
     message: str = ""  # the transcript that tripped it
@@ -294,6 +328,9 @@ class GuardrailTripped(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Error(Event):
+    """Something failed; ``error`` says what (with ``kind`` set: a failure that ends the
+    answer or the session)."""
+
     error: ErrorInfo
     type: Literal["error"] = "error"
 
@@ -337,6 +374,8 @@ CloseReason = Literal[
 
 @dataclass(frozen=True, kw_only=True)
 class WakeWordDetected(Event):
+    """The wake word model ``model`` scored ``score`` (0-1) over its threshold."""
+
     model: str = ""
     score: float = 0.0
     type: Literal["wake_word_detected"] = "wake_word_detected"
@@ -344,6 +383,8 @@ class WakeWordDetected(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class StateChanged(Event):
+    """The appliance state changed from ``previous`` to ``state`` (the LEDs follow it)."""
+
     state: ApplianceState = "starting"
     previous: ApplianceState = "starting"
     type: Literal["state_changed"] = "state_changed"
@@ -351,6 +392,8 @@ class StateChanged(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ButtonPressed(Event):
+    """A button ``gesture`` and the ``action`` it was mapped to in the current state."""
+
     gesture: Gesture = "press"
     action: str = ""
     type: Literal["button"] = "button"
@@ -358,12 +401,16 @@ class ButtonPressed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SessionClosed(Event):
+    """The appliance closed its session; ``reason`` says why."""
+
     reason: CloseReason = "inactivity"
     type: Literal["session_closed"] = "session_closed"
 
 
 @dataclass(frozen=True, kw_only=True)
 class LedChanged(Event):
+    """The LEDs now show ``pattern`` in ``color``."""
+
     pattern: str = ""
     color: str = ""
     type: Literal["led_changed"] = "led_changed"
@@ -380,90 +427,28 @@ class SoundPlayed(Event):
     type: Literal["sound_played"] = "sound_played"
 
 
-SessionEvent = (
-    AgentStarting
-    | SessionConnected
-    | AgentStopped
-    | AgentStart
-    | AgentEnd
-    | AgentHandoff
-    | AgentToolStart
-    | AgentToolEnd
-    | SubagentStarted
-    | SubagentFinished
-    | Audio
-    | AudioStart
-    | AudioStopped
-    | AudioInterrupted
-    | UserStartedSpeaking
-    | UserStoppedSpeaking
-    | UserTranscript
-    | AssistantTranscript
-    | AssistantTranscriptDelta
-    | HistoryAdded
-    | HistoryUpdated
-    | ToolApprovalRequested
-    | McpToolsChanged
-    | McpToolCallCompleted
-    | GuardrailTripped
-    | Error
-    | TransportEvent
-    | UserInactivityCountdown
-    | CountdownCancelled
-)
+def _event_types() -> dict[str, type[Event]]:
+    """Every event class above by its ``type`` name, in declaration order."""
+    out: dict[str, type[Event]] = {}
+    for cls in Event.__subclasses__():
+        name = cls.__dataclass_fields__["type"].default
+        assert isinstance(name, str) and name not in out, cls
+        out[name] = cls
+    return out
 
-ApplianceEvent = (
-    WakeWordDetected | StateChanged | ButtonPressed | SessionClosed | LedChanged | SoundPlayed
-)
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
-    for cls in (
-        AgentStarting,
-        SessionConnected,
-        AgentStopped,
-        AgentStart,
-        AgentEnd,
-        AgentHandoff,
-        AgentToolStart,
-        AgentToolEnd,
-        SubagentStarted,
-        SubagentFinished,
-        Audio,
-        AudioStart,
-        AudioStopped,
-        AudioInterrupted,
-        UserStartedSpeaking,
-        UserStoppedSpeaking,
-        UserTranscript,
-        AssistantTranscript,
-        AssistantTranscriptDelta,
-        HistoryAdded,
-        HistoryUpdated,
-        ToolApprovalRequested,
-        McpToolsChanged,
-        McpToolCallCompleted,
-        GuardrailTripped,
-        Error,
-        TransportEvent,
-        UserInactivityCountdown,
-        CountdownCancelled,
-        WakeWordDetected,
-        StateChanged,
-        ButtonPressed,
-        SessionClosed,
-        LedChanged,
-        SoundPlayed,
-    )
-}
+# The vocabulary, built from the classes themselves (one list: the definitions above).
+EVENT_TYPES: dict[str, type[Event]] = _event_types()
 
 # Other spellings the seeds use for the same events; ``session.on`` accepts them.
 ALIASES: dict[str, str] = {
-    "audio_end": "audio_stopped",  # seed 002
-    "tool_start": "agent_tool_start",  # seed 002
-    "tool_end": "agent_tool_end",  # seed 002
-    "handoff": "agent_handoff",  # seed 002
-    "raw_model_event": "transport_event",  # seed 002
+    # The Python Agents SDK's names (tests/fixtures/seeds/002) for events the TypeScript
+    # SDK (and this vocabulary) names otherwise; code ported from it keeps working.
+    "audio_end": "audio_stopped",
+    "tool_start": "agent_tool_start",
+    "tool_end": "agent_tool_end",
+    "handoff": "agent_handoff",
+    "raw_model_event": "transport_event",
 }
 
 

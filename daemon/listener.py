@@ -1,4 +1,7 @@
-"""Listener-style consumption (seed 003): subclass and override ``on_*`` methods.
+"""Listener-style consumption: subclass and override ``on_*`` methods.
+
+The methods and signatures are those of a listener interface voicepi adopts
+(tests/fixtures/seeds/003), so listeners written for it work unchanged.
 
 Every method is an async no-op. ``dispatch`` maps one event to the seed's
 method and signature; events the seed has no method for go to ``on_event``.
@@ -13,6 +16,12 @@ AgentError = ErrorInfo  # the seed's name for the structured error
 
 
 class AgentListener:
+    """Subclass and override the ``on_*`` methods you need; pass it as ``listener=``.
+
+    Every method is an awaited no-op by default, called in event order from the
+    session's dispatch task; one that raises becomes an ``error`` (``listener_error``).
+    """
+
     async def on_agent_starting(self) -> None:
         """Called when run() is invoked, before any I/O."""
 

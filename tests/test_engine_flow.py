@@ -9,7 +9,8 @@ import json
 import pytest
 
 from daemon import events as ev
-from daemon.realtime.engine import RealtimeProtocol
+from daemon.realtime.engine import ConnectionState, RealtimeProtocol
+from daemon.realtime.responses import Phase
 from daemon.realtime.settings import SessionSettings
 from tests import engine_script as S
 
@@ -498,3 +499,35 @@ def test_the_oracle_fixture_rejects_invalid_client_messages(
         p.data_to_send()
     assert len(_validate_client_messages) == 1 and "bogus" in _validate_client_messages[0]
     _validate_client_messages.clear()  # recorded violations would fail the test at teardown
+
+
+def test_the_connection_state_moves_forward_only() -> None:
+    p = RealtimeProtocol(SessionSettings())
+    assert p.state is ConnectionState.CONNECTING and not p.configured
+    with pytest.raises(RuntimeError, match="connection_made"):
+        p.receive_event(S.session_updated())  # no server can speak before the socket opens
+    p.connection_made()
+    assert p.state is ConnectionState.CONFIGURING
+    p.receive_event(S.session_updated())
+    assert p.state is ConnectionState.OPEN and p.configured
+    p.receive_event(S.error("session_expired"))
+    assert p.state is ConnectionState.EXPIRING and p.configured
+    p.connection_made()  # a second open changes nothing
+    assert p.state is ConnectionState.EXPIRING
+    p.connection_lost(1006, "")
+    assert p.state is ConnectionState.CLOSED and p.closed and not p.configured
+    assert p.stop_reason == "session_expired"
+    p.receive_event(S.session_updated())  # ignored once closed, never raises
+    p.connection_made()
+    assert p.state is ConnectionState.CLOSED
+
+
+def test_the_response_phase_is_named() -> None:
+    p = S.configured()
+    assert p.response_phase is Phase.IDLE and not p.response_active
+    p.create_response()
+    assert p.response_phase is Phase.REQUESTED and p.response_active
+    S.feed(p, [S.response_created("resp_1")])
+    assert p.response_phase is Phase.ACTIVE
+    S.feed(p, [S.response_done("resp_1")])
+    assert p.response_phase is Phase.IDLE and not p.response_active

@@ -696,3 +696,78 @@ async def test_the_readme_sdk_example_runs_against_a_server(
     assert "answer audio complete" in out
     assert "stopped: client_closed" in out
     assert server.of_type("session.update")[0]["session"]["tools"][0]["name"] == "get_time"
+
+
+class _Reporting(RealtimeSession):
+    """The real session, noting the player's reports (what the test waits on)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.progress: dict[str, int] = {}
+        self.finished: set[str] = set()
+        self.reported = asyncio.Event()
+
+    def playback_progress(self, item_id: str, samples_played: int) -> None:
+        super().playback_progress(item_id, samples_played)
+        self.progress[item_id] = samples_played
+        self.reported.set()
+
+    def playback_finished(self, item_id: str) -> None:
+        super().playback_finished(item_id)
+        self.finished.add(item_id)
+        self.reported.set()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not predicate():
+                self.reported.clear()
+                await self.reported.wait()
+
+
+async def test_the_readme_player_example_reports_what_was_played(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    """The README's player integration, run with a real (WAV) player: the interruption is cut
+    at the samples the player reported, and a fully played answer is not cut at all."""
+    (code,) = [b for b in _readme_sdk_blocks() if "SessionTracker(session)" in b]
+    code = code.replace('SPEAKER = "default"', f'SPEAKER = "file:{tmp_path / "answer.wav"}"')
+    namespace: dict[str, Any] = {"__name__": "readme_player_example"}
+    exec(compile(code, "README player example", "exec"), namespace)
+    session = _Reporting(SessionSettings(), url=server.url, api_key=KEY, connect_timeout=5.0)
+    await session.connect()
+    speaking = asyncio.get_running_loop().create_task(namespace["speak"](session))
+    await server.send_all(S.answer(ms=1000))
+    await session.until(lambda: session.progress.get("item_a1", 0) > 0)
+    session.interrupt()  # still playing: cut where the player is
+    (cut,) = await server.wait_for("conversation.item.truncate")
+    assert cut["item_id"] == "item_a1" and 0 < cut["audio_end_ms"] < 1000
+    await server.send_all(S.answer(rid="resp_2", item_id="item_a2", ms=100))
+    await session.until(lambda: "item_a2" in session.finished)
+    session.interrupt()  # nothing is playing any more: nothing to cut
+    session.send_text("next")
+    await server.wait_for("conversation.item.create")
+    assert [m["item_id"] for m in server.of_type("conversation.item.truncate")] == ["item_a1"]
+    await session.close()
+    await asyncio.wait_for(speaking, TIMEOUT)
+
+
+async def test_events_wait_for_an_iterator_only_while_one_iterates(server: ScriptedServer) -> None:
+    """With only session.on() consumers, nothing piles up for an iterator that never comes;
+    one started right after connect() still sees the session from agent_starting on."""
+    session = make(server)
+    played: list[bytes] = []
+    session.on("audio", lambda data, *_: played.append(data))
+    done = asyncio.Event()
+    session.on("agent_end", lambda *_: done.set())
+    await session.connect()
+    startup = session._dispatcher.queued  # agent_starting .. session_connected
+    await server.send_all(S.answer(ms=2000))  # 100 audio deltas and their transport events
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert len(played) == 100
+    assert session._dispatcher.queued == startup < 10
+    # An iterator started now gets the start-up events, then everything from now on.
+    seen = Collector(session)
+    await session.close()
+    events = await seen.finished()
+    assert events[0].type == "agent_starting" and events[-1].type == "agent_stopped"
+    assert not [e for e in events if isinstance(e, ev.Audio)]

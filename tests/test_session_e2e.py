@@ -63,6 +63,13 @@ async def open_session(sim: Simulator, **kw: Any) -> tuple[RealtimeSession, Reco
     return session, recorder
 
 
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for ``predicate`` (checked every 10 ms)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
 def is_type(type_: str) -> Callable[[ev.Event], bool]:
     return lambda e: e.type == type_
 
@@ -117,7 +124,12 @@ async def test_interruption_truncates_at_samples_played(sim: Simulator) -> None:
     end = await rec.wait(is_type("agent_end"))
     assert end.status == "cancelled"
     sim_session = sim.sessions[0]
-    await asyncio.sleep(0.2)  # the truncate is on its way
+    # Every client message goes out in order: once a later one arrived, so did the truncate
+    # (and any second one would have).
+    session.send_raw({"type": "conversation.item.retrieve", "item_id": start.item_id})
+    await until(
+        lambda: any(m["type"] == "conversation.item.retrieve" for m in sim_session.client_messages)
+    )
     assert len(sim_session.truncates) == 1
     truncate = sim_session.truncates[0]
     assert truncate["item_id"] == start.item_id and truncate["accepted"]

@@ -8,7 +8,7 @@ then per session::
     session = RealtimeSession(runtime.settings(), url=..., api_key=...,
                               tool_runner=runtime.tool_runner)
     runtime.attach(session)            # consumes the session's events via session.on()
-    player.tracker = runtime           # a PlaybackTracker that forwards to the session
+    player.tracker = SessionTracker(runtime)  # daemon.realtime: the player's reports, on the loop
 
 A button press calls ``runtime.approve()``, a double press ``runtime.reject()``.
 """
@@ -20,13 +20,12 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from daemon import events as ev
-from daemon.config import CREDENTIAL_REF, AgentConfig, Config, ConfigError, api_key
+from daemon.config import Config, ConfigError
 from daemon.events import ErrorInfo
 from daemon.realtime.engine import RealtimeProtocol
 from daemon.realtime.settings import SessionSettings
@@ -34,11 +33,10 @@ from daemon.realtime.settings import SessionSettings
 from .agent import RealtimeAgent
 from .approvals import ApprovalRequest, Approvals, Policy, policy_for
 from .builtin import builtin_tools
-from .command import ProcessLimit, command_tool
-from .guardrails import GuardrailMonitor, OutputGuardrail, regex_guardrail
+from .from_config import runtime_arguments
+from .guardrails import GuardrailMonitor, OutputGuardrail
 from .handoffs import handoff_events, handoff_tool
-from .mcp import McpServer, credential, servers_from_config
-from .plugins import load_plugin_tools
+from .mcp import McpServer
 from .runner import AgentToolRunner
 from .tools import FunctionTool, as_tool
 
@@ -186,54 +184,9 @@ class AgentRuntime:
         Raises ConfigError (naming the key) for a tool name no agent can get or a
         missing credential.
         """
-        env = os.environ if environ is None else environ
-        limit = ProcessLimit(cfg.tooling.max_processes)  # shared by every command tool
-        extra = [
-            command_tool(t, limit=limit, max_output_chars=cfg.tooling.max_output_chars, environ=env)
-            for t in cfg.tools
-        ] + list(tools)
-        if cfg.tooling.plugins:
-            plugin_tools, _problems = load_plugin_tools()  # problems are logged
-            extra += plugin_tools
-        agents_cfg = cfg.agents or (AgentConfig(),)
-        agents = [
-            RealtimeAgent(
-                name=a.name,
-                instructions=a.instructions or cfg.realtime.instructions,
-                handoff_description=a.handoff_description,
-                tools=a.tools,
-                handoffs=a.handoffs,
-                mcp_servers=None if "*" in a.mcp_servers else a.mcp_servers,
-            )
-            for a in agents_cfg
-        ]
-        every_guardrail = list(guardrails)
-        if cfg.guardrails.patterns:
-            every_guardrail.append(regex_guardrail(cfg.guardrails.patterns))
+        agents, kwargs = runtime_arguments(cfg, environ=environ, tools=tools, guardrails=guardrails)
         try:
-            mcp_servers = servers_from_config(cfg.mcp_servers, env)
-            # What a tool's output must never show: the key and every credential header.
-            secrets = [api_key(env) or ""]
-            secrets += [
-                credential(m.group(1), env) or ""
-                for server in cfg.mcp_servers
-                for template in server.headers.values()
-                for m in CREDENTIAL_REF.finditer(template)
-            ]
-            return cls(
-                agents,
-                tools=extra,
-                mcp_servers=mcp_servers,
-                secrets=secrets,
-                policy=cfg.tooling.policy,
-                guardrails=every_guardrail,
-                guardrail_every=cfg.guardrails.check_every,
-                tool_timeout=cfg.tooling.timeout,
-                approval_timeout=cfg.tooling.approval_timeout,
-                max_output_chars=cfg.tooling.max_output_chars,
-                callbacks=callbacks,
-                base_settings=SessionSettings.from_config(cfg.realtime),
-            )
+            return cls(agents, callbacks=callbacks, **kwargs)
         except _UnknownTool as exc:
             raise ConfigError(f"agents[{exc.agent_index}].tools", str(exc)) from None
 
@@ -257,9 +210,6 @@ class AgentRuntime:
         return out
 
     # ================================================================ what the session gets
-
-    def agent_tools(self, agent: RealtimeAgent | None = None) -> dict[str, FunctionTool]:
-        return dict(self._agent_tools[(agent or self.active).name])
 
     def mcp_labels(self, agent: RealtimeAgent | None = None) -> frozenset[str]:
         agent = agent or self.active
@@ -290,8 +240,7 @@ class AgentRuntime:
         self._reset_session_state()
         self.active = self.default
         self._session = session
-        session.protocol.agent_name = self.default.name
-        session.protocol.mcp_server_labels = self.mcp_labels()
+        session.protocol.set_agent(self.default.name, self.mcp_labels())
         for cls in _CONSUMED:
             self._unsubscribe.append(session.on(_type(cls), _rebuild(cls, self.handle)))
         return self.detach
@@ -355,7 +304,7 @@ class AgentRuntime:
         if self._session is not None:
             self._session.approve_tool(request.approval_id, decision.approved)
 
-    # ================================================================ playback (PlaybackTracker)
+    # ================================================================ playback (SessionTracker)
 
     def playback_progress(self, item_id: str, samples_played: int) -> None:
         if self._session is not None:
@@ -376,8 +325,7 @@ class AgentRuntime:
         self.active = target
         session = self._session
         if session is not None:
-            session.protocol.agent_name = target.name
-            session.protocol.mcp_server_labels = self.mcp_labels(target)
+            session.protocol.set_agent(target.name, self.mcp_labels(target))
             session.update_session(self.settings(target, base=session.protocol.settings))
         for event in handoff_events(old, target, self.default):
             self.emit(event)

@@ -9,21 +9,26 @@ from daemon import events
 from daemon.listener import AgentListener
 
 from .dispatch import EventDispatcher
-from .engine import RealtimeProtocol
+from .engine import ConnectionState, RealtimeProtocol
 from .failures import RealtimeFailure
 from .liveness import LivenessBounds
-from .session import PlaybackTracker, RealtimeSession, ToolRunner
+from .responses import Phase
+from .session import RealtimeSession
 from .settings import SessionSettings
+from .toolcalls import ToolRunner
+from .tracking import SessionTracker
 
 __all__ = [
     "AgentListener",
+    "ConnectionState",
     "EventDispatcher",
     "LivenessBounds",
-    "PlaybackTracker",
+    "Phase",
     "RealtimeFailure",
     "RealtimeProtocol",
     "RealtimeSession",
     "SessionSettings",
+    "SessionTracker",
     "ToolRunner",
     "events",
 ]

@@ -24,6 +24,7 @@ class Chunker:
         return len(self._buf)
 
     def write(self, data: bytes) -> None:
+        """Append PCM16 bytes (any length)."""
         self._buf += data
 
     def chunks(self) -> list[bytes]:
@@ -43,4 +44,5 @@ class Chunker:
         return out
 
     def clear(self) -> None:
+        """Drop everything buffered."""
         self._buf.clear()

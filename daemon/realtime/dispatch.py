@@ -2,7 +2,7 @@
 
 ``EventDispatcher`` fans every session event out to an async iterator
 (``async for event in session``), named handlers (``session.on(name, fn)``,
-called with ``event.args()``) and a seed-003 listener object. Handlers and
+called with ``event.args()``) and a listener object (``daemon.listener``). Handlers and
 the listener run in order, one event at a time, in a task of their own, so
 a slow handler never stalls the protocol. One that raises is logged and
 reported as an ``error`` event (type ``listener_error``); the session goes on.
@@ -10,6 +10,12 @@ reported as an ``error`` event (type ``listener_error``); the session goes on.
 ``agent_stopped`` is always the last event every consumer sees: it reaches
 the iterator only after the handlers have had every earlier event (and any
 ``listener_error`` those produced), and nothing is emitted after it.
+
+Events wait for an iterator only while one iterates, plus the few emitted
+before ``seal()`` (the session seals when ``connect()`` returns): an iterator
+started at once after ``connect()`` still sees the session from
+``agent_starting`` on, and a session consumed only through handlers keeps no
+queue (it used to hold every ``audio`` event for an iterator that never came).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ def _describe(handler: Callable[..., Any]) -> str:
 
 
 class EventDispatcher:
+    """Fans one event stream out to iterators, ``on()`` handlers and a listener (see above)."""
+
     def __init__(self, listener: AgentListener | None = None) -> None:
         self.listener = listener
         self._handlers: dict[str, list[Callable[..., Any]]] = {}
@@ -52,6 +60,8 @@ class EventDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.finished = False  # agent_stopped was emitted
+        self._iterators = 0  # events() generators running
+        self._sealed = False  # past the start-up backlog: queue only while iterated
 
     # ---------------------------------------------------------------- subscribing
 
@@ -69,13 +79,31 @@ class EventDispatcher:
         return unsubscribe
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event in order; ends after agent_stopped (at once if already over)."""
-        while True:
-            event = await self._stream.get()
-            if event is None:
-                self._stream.put_nowait(None)  # wake any other iterator too
-                return
-            yield event
+        """Every event in order from the start-up backlog or, once sealed, from now on;
+        ends after agent_stopped (at once if already over)."""
+        self._iterators += 1
+        try:
+            while True:
+                event = await self._stream.get()
+                if event is None:
+                    self._stream.put_nowait(None)  # wake any other iterator too
+                    return
+                yield event
+        finally:
+            self._iterators -= 1
+
+    def seal(self) -> None:
+        """End the start-up backlog: from now on events are queued only while iterated."""
+        self._sealed = True
+
+    @property
+    def queued(self) -> int:
+        """Events (and the end marker) waiting for an iterator."""
+        return self._stream.qsize()
+
+    def _queue(self, event: Event) -> None:
+        if self._iterators or not self._sealed:
+            self._stream.put_nowait(event)
 
     # ---------------------------------------------------------------- emitting
 
@@ -87,7 +115,7 @@ class EventDispatcher:
         if isinstance(event, ev.AgentStopped):
             self.finished = True  # the iterator gets it once the handlers caught up
         else:
-            self._stream.put_nowait(event)
+            self._queue(event)
         self._pending.append(event)
         self._kick()
 
@@ -154,5 +182,5 @@ class EventDispatcher:
                 message=f"{where} raised on {event.type!r}: {type(exc).__name__}: {exc}",
             )
         )
-        self._stream.put_nowait(err)
+        self._queue(err)
         self._pending.appendleft(err)  # handlers see it next, before anything later

@@ -8,188 +8,57 @@ transport in session.py only pumps, and tests drive this with scripts.
 
 Input accepts GA and beta spellings (normalised to GA); output is GA only.
 Nothing a server sends makes this raise: bad frames become ``error`` events.
+
+The engine keeps the connection state, the local inputs and the handler
+table; ``conversation.py`` holds the conversation's handlers, which delegate
+to small units that return what they cause: ``wire`` (names, normalising,
+field access, client events), ``responses`` (the response queue),
+``playback`` (played samples, truncation), ``history`` (items, transcripts)
+and ``tools`` (calls, MCP).
+
+After ``agent_stopped`` (state ``CLOSED``) every input is ignored and returns
+None, ``data_to_send`` returns ``[]`` and ``events_received`` returns what was
+left, ending with ``agent_stopped``; nothing raises. Feeding server events
+before ``connection_made`` raises ``RuntimeError`` (no server can speak yet).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import copy
-import dataclasses
-import json
+import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from daemon import events as ev
-from daemon.events import ErrorInfo, Event, HistoryItem, McpTool
+from daemon.events import ErrorInfo, Event, HistoryItem
 
-from .audio_chunks import BYTES_PER_MS, BYTES_PER_SAMPLE, SAMPLE_RATE, Chunker
-from .failures import from_status_details, kind_of
+from . import wire as w
+from .audio_chunks import Chunker
+from .conversation import Conversation
+from .failures import kind_of
+from .responses import Phase
 from .settings import SessionSettings
+from .wire import GA_SERVER_EVENTS, normalise
+
+__all__ = ["GA_SERVER_EVENTS", "ConnectionState", "Phase", "RealtimeProtocol", "normalise"]
 
 log = logging.getLogger(__name__)
 
-# Server event types of the GA API (openai.types.realtime.RealtimeServerEvent).
-GA_SERVER_EVENTS = frozenset(
-    {
-        "conversation.created",
-        "conversation.item.added",
-        "conversation.item.created",
-        "conversation.item.deleted",
-        "conversation.item.done",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.input_audio_transcription.segment",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "error",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.dtmf_event_received",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.timeout_triggered",
-        "mcp_list_tools.completed",
-        "mcp_list_tools.failed",
-        "mcp_list_tools.in_progress",
-        "output_audio_buffer.cleared",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "rate_limits.updated",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.created",
-        "response.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "response.mcp_call.completed",
-        "response.mcp_call.failed",
-        "response.mcp_call.in_progress",
-        "response.mcp_call_arguments.delta",
-        "response.mcp_call_arguments.done",
-        "response.output_audio.delta",
-        "response.output_audio.done",
-        "response.output_audio_transcript.delta",
-        "response.output_audio_transcript.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "session.created",
-        "session.updated",
-    }
-)
 
-# Beta spellings (PROTOCOL.md) -> GA.
-_BETA_PREFIXES = (
-    ("response.audio_transcript.", "response.output_audio_transcript."),
-    ("response.audio.", "response.output_audio."),
-    ("response.text.", "response.output_text."),
-)
-_BETA_TYPES = {"conversation.item.created": "conversation.item.added"}
-_BETA_CONTENT = {"audio": "output_audio", "text": "output_text"}
+class ConnectionState(enum.Enum):
+    """Where the connection is; only ever moves forward (``CLOSED`` is final)."""
 
-_STATUSES = ("in_progress", "completed", "incomplete")
-_ROLES = ("user", "assistant", "system")
-
-# How many sent response.create payloads to remember for re-queueing after a
-# conversation_already_has_active_response error (they are answered quickly).
-_SENT_CREATES_KEPT = 16
+    CONNECTING = "connecting"  # no socket yet: client events wait
+    CONFIGURING = "configuring"  # socket open, session.update sent, session.updated not yet
+    OPEN = "open"  # configured: mic audio and responses flow
+    EXPIRING = "expiring"  # configured, and the server said the session expired
+    CLOSED = "closed"  # agent_stopped emitted: every input is ignored
 
 
-# --------------------------------------------------------------------------- normalising
+_CONFIGURED = (ConnectionState.OPEN, ConnectionState.EXPIRING)
 
 
-def _norm_part(part: Any) -> None:
-    # Untrusted: "type" may be any JSON value (a list is unhashable).
-    if isinstance(part, dict):
-        t = part.get("type")
-        if isinstance(t, str) and t in _BETA_CONTENT:
-            part["type"] = _BETA_CONTENT[t]
-
-
-def _norm_content(content: Any) -> None:
-    if isinstance(content, list):
-        for part in content:
-            _norm_part(part)
-
-
-def _norm_item(item: Any) -> None:
-    if isinstance(item, dict):
-        _norm_content(item.get("content"))
-
-
-def normalise(event: dict[str, Any]) -> dict[str, Any]:
-    """A GA-spelled deep copy of a (GA or beta) server event."""
-    out = copy.deepcopy(event)
-    t = out.get("type")
-    if isinstance(t, str):
-        t = _BETA_TYPES.get(t, t)
-        for old, new in _BETA_PREFIXES:
-            if t.startswith(old):
-                t = new + t[len(old) :]
-                break
-        out["type"] = t
-    _norm_item(out.get("item"))
-    _norm_part(out.get("part"))
-    response = out.get("response")
-    if isinstance(response, dict) and isinstance(response.get("output"), list):
-        for item in response["output"]:
-            _norm_item(item)
-    return out
-
-
-# --------------------------------------------------------------------------- field access
-# Server events are untrusted input: read fields defensively, never KeyError.
-
-
-def _s(d: Any, key: str) -> str:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, str) else ""
-
-
-def _i(d: Any, key: str) -> int:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-
-def _d(d: Any, key: str) -> dict[str, Any]:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, dict) else {}
-
-
-def _l(d: Any, key: str) -> list[Any]:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, list) else []
-
-
-def _opt_s(d: Any, key: str) -> str | None:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, str) else None
-
-
-def _preview(frame: str | bytes, limit: int = 60) -> str:
-    text = repr(frame[:limit])
-    return text + ("..." if len(frame) > limit else "")
-
-
-# --------------------------------------------------------------------------- playback
-
-
-@dataclass
-class _Playback:
-    """An item whose audio the speaker has not finished (the playback tracker's view)."""
-
-    item_id: str
-    response_id: str
-    played: int = 0  # samples actually played, as reported by the player
-    audio_done: bool = False  # the server finished sending this item's audio
-
-
-class RealtimeProtocol:
+class RealtimeProtocol(Conversation):
     """The realtime conversation as a state machine; see the module docstring."""
 
     def __init__(
@@ -199,63 +68,40 @@ class RealtimeProtocol:
         agent_name: str = "assistant",
         playback_tracking: bool = True,
     ) -> None:
+        super().__init__(agent_name=agent_name, playback_tracking=playback_tracking)
         self.settings = settings
-        self.agent_name = agent_name
-        # Without a player reporting progress, received audio counts as played,
-        # so an embedder who never calls playback_progress is not truncated to 0.
-        self.playback_tracking = playback_tracking
         self.session_id = ""
-        self.configured = False
-        self.closed = False
+        self.state = ConnectionState.CONNECTING
         self.stop_reason: str | None = None
-        self._connected = False
-        self._out: list[dict[str, Any]] = []
-        self._events: list[Event] = []
         self._mic = Chunker()
-        # responses
-        self._active_response: str | None = None
-        self._requested: dict[str, Any] | None = None  # sent response.create awaiting created
-        self._create_queue: list[dict[str, Any]] = []
-        self._sent_creates: dict[str, dict[str, Any]] = {}
-        self._create_seq = 0
-        self._cancel_on_create = False
-        self._want_tool_response = False
-        self._interrupted_responses: set[str] = set()
-        self._response_items: dict[str, list[str]] = {}
-        # audio
-        self._audio_received: dict[str, int] = {}  # bytes per item
-        self._audio_open: set[str] = set()  # audio_start seen, audio_stopped not yet
-        self._audio_started: set[str] = set()
-        self._playback: dict[str, _Playback] = {}
-        self._interrupted_items: set[str] = set()
-        self._transcript_done: set[str] = set()
-        # history and tools
-        self._history: dict[str, HistoryItem] = {}
-        self._calls: dict[str, str] = {}  # call_id -> tool name
-        self._calls_started: set[str] = set()
-        self._calls_pending: set[str] = set()
-        self._approvals_seen: set[str] = set()
-        self._mcp_calls_seen: set[str] = set()
-        self._mcp_tools: dict[str, tuple[McpTool, ...]] = {}
-        self._mcp_tools_shown: tuple[McpTool, ...] = ()
-        # MCP server labels of the active agent (set by daemon.agents before a
-        # handoff's update_session); None shows every server's tools.
-        self.mcp_server_labels: frozenset[str] | None = None
-        self._approval_seq = 0
-        self._expired = False
-        self._awaiting_answer = False  # the user's turn ended; the server will answer
 
     def __repr__(self) -> str:
         return (
-            f"RealtimeProtocol(session_id={self.session_id!r}, configured={self.configured}, "
-            f"response_active={self.response_active}, closed={self.closed})"
+            f"RealtimeProtocol(session_id={self.session_id!r}, state={self.state.value}, "
+            f"response={self._responses.phase.value})"
         )
 
     # ================================================================ state
 
     @property
+    def configured(self) -> bool:
+        """session.updated was seen and the session has not ended (OPEN or EXPIRING)."""
+        return self.state in _CONFIGURED
+
+    @property
+    def closed(self) -> bool:
+        """agent_stopped was emitted; every input is ignored from now on."""
+        return self.state is ConnectionState.CLOSED
+
+    @property
     def response_active(self) -> bool:
-        return self._active_response is not None or self._requested is not None
+        """A response is requested or being created: another one would wait."""
+        return self._responses.busy
+
+    @property
+    def response_phase(self) -> Phase:
+        """Where the current response is: IDLE, REQUESTED or ACTIVE."""
+        return self._responses.phase
 
     @property
     def expecting_server(self) -> bool:
@@ -264,48 +110,53 @@ class RealtimeProtocol:
         True from the user's turn end (server VAD creates the response) or a sent
         response.create until response.done, an error that ends it, or a timeout.
         """
-        if self.closed or not self.configured:
+        if self.state not in _CONFIGURED:
             return False
-        return self._awaiting_answer or self.response_active
+        return self._responses.awaiting_answer or self.response_active
 
     @property
     def history(self) -> tuple[HistoryItem, ...]:
-        return tuple(self._history.values())
+        """Every conversation item, oldest first."""
+        return self._history.snapshot()
 
     def audio_ms_received(self, item_id: str) -> int:
-        return self._audio_received.get(item_id, 0) // BYTES_PER_MS
+        """Milliseconds of answer audio received for ``item_id`` (0 if none)."""
+        return self._playback.received_ms(item_id)
+
+    @property
+    def mcp_server_labels(self) -> frozenset[str] | None:
+        """MCP servers whose tools ``mcp_tools_changed`` shows (None: every server)."""
+        return self._tools.mcp_server_labels
+
+    def set_agent(self, name: str, mcp_server_labels: frozenset[str] | None) -> None:
+        """Name the agent later events carry and the MCP servers whose tools it sees.
+
+        Call before ``update_session`` on a handoff: that reports the agent's tools.
+        """
+        self.agent_name = name
+        self._tools.mcp_server_labels = mcp_server_labels
 
     # ================================================================ outputs
 
     def data_to_send(self) -> list[dict[str, Any]]:
-        """Client events to send, in order (nothing until connection_made)."""
-        if not self._connected:
+        """Client events to send, in order (nothing until connection_made or once closed)."""
+        if self.state is ConnectionState.CONNECTING:
             return []
         out, self._out = self._out, []
         return out
 
     def events_received(self) -> list[Event]:
+        """Session events since the last call, in order (``agent_stopped`` is the last ever)."""
         out, self._events = self._events, []
         return out
-
-    def _send(self, event: dict[str, Any]) -> None:
-        if not self.closed:
-            self._out.append(event)
-
-    def _emit(self, event: Event) -> None:
-        if not self.closed:
-            self._events.append(event)
-
-    def _error(self, type_: str, message: str, **kw: Any) -> None:
-        self._emit(ev.Error(error=ErrorInfo(type=type_, message=message, **kw)))
 
     # ================================================================ connection
 
     def connection_made(self) -> None:
         """The socket is open: the session.update goes first, before anything queued."""
-        if self.closed or self._connected:
+        if self.state is not ConnectionState.CONNECTING:
             return
-        self._connected = True
+        self.state = ConnectionState.CONFIGURING
         self._out.insert(0, self.settings.session_update())
 
     def connection_lost(
@@ -323,9 +174,10 @@ class RealtimeProtocol:
         """
         if self.closed:
             return
+        expired = self.state is ConnectionState.EXPIRING
         if by_client:
             stop = "client_closed"
-        elif self._expired or code == 1001 or "maximum duration" in reason.lower():
+        elif expired or code == 1001 or "maximum duration" in reason.lower():
             stop = "session_expired"
         elif code == 1000:
             stop = "closed"
@@ -352,13 +204,7 @@ class RealtimeProtocol:
         the socket next."""
         if self.closed:
             return
-        self._emit(
-            ev.Error(
-                error=ErrorInfo(
-                    type="network_error", message=message, code="connection_lost", kind="network"
-                )
-            )
-        )
+        self._error("network_error", message, code="connection_lost", kind="network")
         self._stop("connection_lost", None)
 
     def response_timed_out(self, seconds: float) -> None:
@@ -371,39 +217,21 @@ class RealtimeProtocol:
         if self.closed:
             return
         what = "the response stalled" if self.response_active else "no response to the user's turn"
-        self._emit(
-            ev.Error(
-                error=ErrorInfo(
-                    type="server_error",
-                    message=f"{what}: nothing from the server for {seconds:g} s",
-                    code="response_timeout",
-                    kind="server",
-                )
-            )
+        self._error(
+            "server_error",
+            f"{what}: nothing from the server for {seconds:g} s",
+            code="response_timeout",
+            kind="server",
         )
         self._end_response_locally()
 
-    def _end_response_locally(self) -> None:
-        """End the active (or requested) response as if response.done(failed) came."""
-        self._awaiting_answer = False
-        self._create_queue.clear()
-        self._want_tool_response = False
-        rid = self._active_response
-        if rid is not None:
-            self._send({"type": "response.cancel", "response_id": rid})
-            self._interrupted_responses.add(rid)  # late audio of it must not play
-            self._finish_response({"id": rid, "status": "failed"})
-        elif self._requested is not None:
-            self._requested = None
-            self._cancel_on_create = True  # if it is created after all, cancel it
-
     def _stop(self, reason: str, code: int | None) -> None:
         self._emit(ev.AgentStopped(reason=reason, code=code))
-        self.closed = True
+        self.state = ConnectionState.CLOSED
         self.stop_reason = reason
         self._out.clear()
         self._mic.clear()
-        self._create_queue.clear()
+        self._responses.clear_queue()
 
     # ================================================================ local inputs
 
@@ -428,26 +256,16 @@ class RealtimeProtocol:
             self._append(chunk)
 
     def _append(self, chunk: bytes) -> None:
-        self._send(
-            {"type": "input_audio_buffer.append", "audio": base64.b64encode(chunk).decode("ascii")}
-        )
+        self._send(w.append(chunk))
 
     def playback_progress(self, item_id: str, samples_played: int) -> None:
         """Cumulative samples of ``item_id`` the speaker has actually played."""
-        p = self._playback.get(item_id)
-        if p is None or self.closed:
-            return
-        p.played = max(p.played, int(samples_played))
-        self._check_fully_played(p)
+        if not self.closed:
+            self._playback.progress(item_id, samples_played)
 
     def playback_finished(self, item_id: str) -> None:
         """The speaker drained ``item_id``: it can no longer be interrupted."""
-        self._playback.pop(item_id, None)
-
-    def _check_fully_played(self, p: _Playback) -> None:
-        received = self._audio_received.get(p.item_id, 0)
-        if p.audio_done and p.played * BYTES_PER_SAMPLE >= received:
-            self._playback.pop(p.item_id, None)
+        self._playback.finished(item_id)
 
     def interrupt(self) -> None:
         """Local barge-in (button): truncate what plays, cancel the active response."""
@@ -455,187 +273,99 @@ class RealtimeProtocol:
             return
         self._interrupt_playback()
         # The user asked for silence: nothing queued may start talking again.
-        self._create_queue.clear()
-        self._want_tool_response = False
-        self._cancel_response()
-
-    def _cancel_response(self) -> None:
-        if self._active_response is not None:
-            self._interrupted_responses.add(self._active_response)
-            self._send({"type": "response.cancel", "response_id": self._active_response})
-        elif self._requested is not None:
-            self._cancel_on_create = True  # cancel it as soon as it has an id
-
-    def _interrupt_playback(self) -> bool:
-        """Truncate every item still playing; True if anything was.
-
-        audio_interrupted goes out before the history_updated that records the
-        cut: the speaker must be flushed first, the bookkeeping can follow.
-        """
-        playing = list(self._playback.values())
-        if not playing:
-            return False
-        self._playback.clear()
-        cuts: list[tuple[str, int]] = []
-        for p in playing:
-            received = self._audio_received.get(p.item_id, 0)
-            # Samples actually played, never elapsed time; capped at what the item has.
-            played_ms = min(p.played * 1000 // SAMPLE_RATE, received // BYTES_PER_MS)
-            self._interrupted_items.add(p.item_id)
-            if p.response_id:
-                self._interrupted_responses.add(p.response_id)
-            self._send(
-                {
-                    "type": "conversation.item.truncate",
-                    "item_id": p.item_id,
-                    "content_index": 0,
-                    "audio_end_ms": played_ms,
-                }
-            )
-            cuts.append((p.item_id, played_ms))
-        self._emit(ev.AudioInterrupted(item_id=cuts[0][0], played_ms=cuts[0][1]))
-        for item_id, played_ms in cuts:
-            self._update(item_id, truncated_ms=played_ms, status="incomplete")
-        return True
+        self._responses.clear_queue()
+        self._send_all(self._responses.cancel())
 
     def create_response(self, **response: Any) -> None:
         """Ask for a response; queued until no response is active."""
         if self.closed:
             return
-        self._create_queue.append(response)
-        self._pump_responses()
+        self._send_all(self._responses.request(response))
 
     def send_text(self, text: str) -> None:
         """A user text message, then a response to it."""
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                },
-            }
-        )
+        self._send(w.user_text(text))
         self.create_response()
 
     def send_tool_output(self, call_id: str, output: str, *, is_error: bool = False) -> None:
         """Answer a function call; one response.create follows once all calls are answered."""
         if self.closed:
             return
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": call_id, "output": output},
-            }
-        )
-        self._calls_pending.discard(call_id)
+        self._send(w.tool_output(call_id, output))
         self._emit(
             ev.AgentToolEnd(
                 agent=self.agent_name,
-                tool=self._calls.get(call_id, ""),
+                tool=self._tools.name_of(call_id),
                 call_id=call_id,
                 output=output,
                 is_error=is_error,
             )
         )
-        self._want_tool_response = True
-        self._pump_responses()
+        self._send_all(self._responses.tool_answered(call_id))
 
     def approve_tool(self, approval_id: str, approve: bool = True) -> None:
         """Answer an MCP approval request (tool_approval_requested), then respond."""
         if self.closed:
             return
-        self._approval_seq += 1
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "mcp_approval_response",
-                    "id": f"voicepi_mcpr_{self._approval_seq}",
-                    "approval_request_id": approval_id,
-                    "approve": approve,
-                },
-            }
-        )
+        item = self._tools.approval_response(approval_id, approve)
+        self._send(w.create_item(item))
         self.create_response()
 
     def update_session(self, settings: SessionSettings) -> None:
+        """New settings: a session.update with what changed (once connected)."""
         previous, self.settings = self.settings, settings
-        if self._connected:
+        if self.state is not ConnectionState.CONNECTING:
             self._send(settings.session_update(previous=previous))
-        self._mcp_tools_changed()  # e.g. a handoff to an agent with other MCP servers
+        self._emit_all(self._tools.mcp_changed())  # e.g. a handoff to other MCP servers
 
     def send_raw(self, event: dict[str, Any]) -> None:
         """Escape hatch: any client event, sent as is (in order)."""
         self._send(dict(event))
 
-    def _pump_responses(self) -> None:
-        """Start the next queued response if none is active (never two at once)."""
-        if self.response_active or self.closed:
-            return
-        if self._create_queue:
-            params = self._create_queue.pop(0)
-            if not self._calls_pending:
-                self._want_tool_response = False  # this response sees the outputs too
-        elif self._want_tool_response and not self._calls_pending:
-            params = {}
-            self._want_tool_response = False
-        else:
-            return
-        self._create_seq += 1
-        event_id = f"voicepi_create_{self._create_seq}"
-        msg: dict[str, Any] = {"type": "response.create", "event_id": event_id}
-        if params:
-            msg["response"] = params
-        self._requested = params
-        self._sent_creates[event_id] = params
-        while len(self._sent_creates) > _SENT_CREATES_KEPT:
-            del self._sent_creates[next(iter(self._sent_creates))]
-        self._send(msg)
-
     # ================================================================ server input
 
     def receive_text(self, frame: str | bytes) -> None:
-        """One websocket frame from the server; never raises."""
+        """One websocket frame from the server; never raises on its content.
+
+        RuntimeError before ``connection_made`` (a transport bug); ignored once closed.
+        """
         if self.closed:
             return
-        try:
-            text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
-            data = json.loads(text)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            self._error(
-                "invalid_frame",
-                f"server frame is not valid JSON ({type(exc).__name__}): {_preview(frame)}",
-            )
-            return
-        if not isinstance(data, dict):
-            self._error(
-                "invalid_event",
-                f"server event must be a JSON object, got {type(data).__name__}: {_preview(text)}",
-            )
-            return
-        self.receive_event(data)
+        self._check_open()
+        data = w.decode(frame)
+        if isinstance(data, tuple):
+            self._error(*data)
+        else:
+            self.receive_event(data)
 
     def receive_event(self, event: dict[str, Any]) -> None:
-        """A decoded server event (GA or beta spelling); never raises."""
+        """A decoded server event (GA or beta spelling); never raises on its content.
+
+        RuntimeError before ``connection_made`` (a transport bug); ignored once closed.
+        """
         if self.closed:
             return
+        self._check_open()
         try:
             self._receive(event)
         except Exception as exc:  # untrusted input must never end the session
             log.debug("malformed server event", exc_info=True)
             self._error(
                 "invalid_event",
-                f"could not handle server event {_s(event, 'type')!r}: {type(exc).__name__}: {exc}",
+                f"could not handle server event {w.text(event, 'type')!r}: "
+                f"{type(exc).__name__}: {exc}",
             )
+
+    def _check_open(self) -> None:
+        if self.state is ConnectionState.CONNECTING:
+            raise RuntimeError("server event before connection_made(): no socket is open yet")
 
     def _receive(self, raw: dict[str, Any]) -> None:
         if not isinstance(raw, dict):
             kind = type(raw).__name__
             self._error("invalid_event", f"server event must be an object, got {kind}")
             return
-        event = normalise(raw)
+        event = w.normalise(raw)
         self._emit(ev.TransportEvent(data=event))
         t = event.get("type")
         if not isinstance(t, str):
@@ -644,431 +374,71 @@ class RealtimeProtocol:
         handler = self._HANDLERS.get(t)
         if handler is not None:
             handler(self, event)
-        elif t not in GA_SERVER_EVENTS:
+        elif t not in w.GA_SERVER_EVENTS:
             self._error("unknown_event", f"unknown server event type {t!r}")
 
     # ---------------------------------------------------------------- session
 
     def _on_session_created(self, e: dict[str, Any]) -> None:
-        self.session_id = _s(_d(e, "session"), "id") or self.session_id
+        self.session_id = w.text(w.obj(e, "session"), "id") or self.session_id
 
     def _on_session_updated(self, e: dict[str, Any]) -> None:
-        self.session_id = _s(_d(e, "session"), "id") or self.session_id
-        if self.configured:
+        self.session_id = w.text(w.obj(e, "session"), "id") or self.session_id
+        if self.state is not ConnectionState.CONFIGURING:
             return
-        self.configured = True
-        self._emit(
-            ev.SessionConnected(
-                session_id=self.session_id,
-                model=_s(_d(e, "session"), "model") or self.settings.model,
-            )
-        )
+        self.state = ConnectionState.OPEN
+        model = w.text(w.obj(e, "session"), "model") or self.settings.model
+        self._emit(ev.SessionConnected(session_id=self.session_id, model=model))
         # Pre-roll said while connecting goes out now, in order.
         self._flush_mic()
         self._pump_responses()
 
     def _on_error(self, e: dict[str, Any]) -> None:
-        err = _d(e, "error")
-        code = _opt_s(err, "code")
+        err = w.obj(e, "error")
         # A server_error, quota, rate limit or auth error is a failure (failures.py);
         # most other errors (commit_empty, cancel_not_active) leave the session as it was.
-        kind = kind_of(_opt_s(err, "type"), code)
-        info = ErrorInfo(
-            type=_s(err, "type") or "server_error",
-            message=_s(err, "message") or "(no message)",
-            code=code,
-            param=_opt_s(err, "param"),
-            event_id=_opt_s(err, "event_id"),
-            kind=kind,
-        )
+        kind = kind_of(w.opt_text(err, "type"), w.opt_text(err, "code"))
+        info = w.error_info(e, kind)
+        code = info.code
         if kind is not None:
             # No response.done may follow (seen with server_error mid-answer): end it here.
             self._emit(ev.Error(error=info))
             self._end_response_locally()
             return
         if code == "session_expired":
-            self._expired = True
+            if self.state is ConnectionState.OPEN:
+                self.state = ConnectionState.EXPIRING  # the close that follows is an expiry
         elif code == "conversation_already_has_active_response":
             # Our response.create lost a race with a server-created response: retry later.
-            params = self._sent_creates.pop(info.event_id or "", None)
-            if params is not None:
-                if self._requested is params:
-                    self._requested = None
-                self._create_queue.insert(0, params)
+            self._responses.retry(info.event_id or "")
         self._emit(ev.Error(error=info))
 
     # ---------------------------------------------------------------- user turn
 
     def _on_speech_started(self, e: dict[str, Any]) -> None:
-        self._awaiting_answer = False
-        self._emit(
-            ev.UserStartedSpeaking(item_id=_s(e, "item_id"), audio_ms=_i(e, "audio_start_ms"))
-        )
+        self._responses.awaiting_answer = False
+        item_id, ms = w.text(e, "item_id"), w.integer(e, "audio_start_ms")
+        self._emit(ev.UserStartedSpeaking(item_id=item_id, audio_ms=ms))
         if self._interrupt_playback() and not self.settings.interrupt_response:
-            self._cancel_response()  # the server keeps going on its own: stop it
+            self._send_all(self._responses.cancel())  # the server goes on by itself: stop it
 
     def _on_speech_stopped(self, e: dict[str, Any]) -> None:
-        self._awaiting_answer = self.settings.create_response
-        self._emit(ev.UserStoppedSpeaking(item_id=_s(e, "item_id"), audio_ms=_i(e, "audio_end_ms")))
+        self._responses.awaiting_answer = self.settings.create_response
+        item_id, ms = w.text(e, "item_id"), w.integer(e, "audio_end_ms")
+        self._emit(ev.UserStoppedSpeaking(item_id=item_id, audio_ms=ms))
 
     def _on_transcription_completed(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        transcript = _s(e, "transcript")
-        if item_id:
-            old = self._history.get(item_id)
-            if old is None:
-                self._upsert(
-                    HistoryItem(item_id=item_id, kind="message", role="user", transcript=transcript)
-                )
-            else:
-                self._upsert(dataclasses.replace(old, transcript=transcript))
-        self._emit(ev.UserTranscript(transcript=transcript, item_id=item_id))
+        item_id, transcript = w.text(e, "item_id"), w.text(e, "transcript")
+        self._emit_all(self._history.user_transcript(item_id, transcript))
 
     def _on_transcription_failed(self, e: dict[str, Any]) -> None:
-        err = _d(e, "error")
-        self._emit(
-            ev.Error(
-                error=ErrorInfo(
-                    type=_s(err, "type") or "transcription_failed",
-                    message=_s(err, "message") or "input audio transcription failed",
-                    code=_opt_s(err, "code"),
-                    param=_opt_s(err, "param"),
-                )
-            )
+        err = w.obj(e, "error")
+        self._error(
+            w.text(err, "type") or "transcription_failed",
+            w.text(err, "message") or "input audio transcription failed",
+            code=w.opt_text(err, "code"),
+            param=w.opt_text(err, "param"),
         )
-
-    # ---------------------------------------------------------------- conversation items
-
-    def _on_item(self, e: dict[str, Any]) -> None:
-        item = _d(e, "item")
-        self._item_from_server(item)
-        if _s(item, "type") == "mcp_list_tools":
-            self._mcp_list(item)
-
-    def _on_item_deleted(self, e: dict[str, Any]) -> None:
-        if self._history.pop(_s(e, "item_id"), None) is not None:
-            self._emit(ev.HistoryUpdated(history=self.history))
-
-    def _on_item_truncated(self, e: dict[str, Any]) -> None:
-        self._update(_s(e, "item_id"), truncated_ms=_i(e, "audio_end_ms"), status="incomplete")
-
-    def _track(self, rid: str, item_id: str) -> None:
-        """Remember which items a response produced (for agent_end and its cleanup)."""
-        if rid and item_id:
-            items = self._response_items.setdefault(rid, [])
-            if item_id not in items:
-                items.append(item_id)
-
-    def _on_output_item_added(self, e: dict[str, Any]) -> None:
-        h = self._item_from_server(_d(e, "item"))
-        if h is not None:
-            self._track(_s(e, "response_id") or (self._active_response or ""), h.item_id)
-
-    def _on_output_item_done(self, e: dict[str, Any]) -> None:
-        item = _d(e, "item")
-        self._item_from_server(item)
-        self._item_finished(item)
-
-    def _item_finished(self, item: dict[str, Any]) -> None:
-        """Tool calls, MCP results and approvals complete with their output item."""
-        t = _s(item, "type")
-        if t == "function_call" and _s(item, "status") != "incomplete":
-            self._tool_call(_s(item, "call_id"), _s(item, "name"), _s(item, "arguments"))
-        elif t == "mcp_call":
-            item_id = _s(item, "id")
-            if item_id and item_id not in self._mcp_calls_seen:
-                self._mcp_calls_seen.add(item_id)
-                err = item.get("error")
-                if isinstance(err, dict):
-                    error = _s(err, "message") or _s(err, "type") or "error"
-                else:
-                    error = err if isinstance(err, str) else ""
-                self._emit(
-                    ev.McpToolCallCompleted(
-                        agent=self.agent_name,
-                        item=self._history.get(item_id),
-                        server_label=_s(item, "server_label"),
-                        error=error,
-                    )
-                )
-        elif t == "mcp_approval_request":
-            approval_id = _s(item, "id")
-            if approval_id and approval_id not in self._approvals_seen:
-                self._approvals_seen.add(approval_id)
-                self._emit(
-                    ev.ToolApprovalRequested(
-                        approval_id=approval_id,
-                        agent=self.agent_name,
-                        tool=_s(item, "name"),
-                        arguments=_s(item, "arguments"),
-                        server_label=_s(item, "server_label"),
-                    )
-                )
-        elif t == "mcp_list_tools":
-            self._mcp_list(item)
-
-    def _mcp_list(self, item: dict[str, Any]) -> None:
-        label = _s(item, "server_label")
-        raw_tools = item.get("tools")
-        if not isinstance(raw_tools, list):
-            return
-        tools = tuple(
-            McpTool(server_label=label, name=_s(t, "name"), description=_s(t, "description"))
-            for t in raw_tools
-            if isinstance(t, dict)
-        )
-        if self._mcp_tools.get(label) != tools:
-            self._mcp_tools[label] = tools
-            self._mcp_tools_changed()
-
-    def _mcp_tools_changed(self) -> None:
-        """mcp_tools_changed with the tools of the active agent's servers (all if unset)."""
-        labels = self.mcp_server_labels
-        every = tuple(
-            t
-            for ts in self._mcp_tools.values()
-            for t in ts
-            if labels is None or t.server_label in labels
-        )
-        if every != self._mcp_tools_shown:
-            self._mcp_tools_shown = every
-            self._emit(ev.McpToolsChanged(tools=every))
-
-    def _on_function_call_arguments_done(self, e: dict[str, Any]) -> None:
-        call_id = _s(e, "call_id")
-        item_id = _s(e, "item_id")
-        name = _s(e, "name") or self._calls.get(call_id, "")
-        if not name and item_id in self._history:
-            name = self._history[item_id].name
-        self._update(item_id, arguments=_s(e, "arguments"), call_id=call_id, name=name)
-        self._tool_call(call_id, name, _s(e, "arguments"))
-
-    def _tool_call(self, call_id: str, name: str, arguments: str) -> None:
-        if not call_id or call_id in self._calls_started:
-            return
-        self._calls[call_id] = name
-        self._calls_started.add(call_id)
-        self._calls_pending.add(call_id)
-        self._emit(
-            ev.AgentToolStart(
-                agent=self.agent_name, tool=name, call_id=call_id, arguments=arguments
-            )
-        )
-
-    # ---------------------------------------------------------------- responses
-
-    def _on_response_created(self, e: dict[str, Any]) -> None:
-        rid = _s(_d(e, "response"), "id")
-        self._active_response = rid
-        self._requested = None
-        self._awaiting_answer = False
-        self._response_items.setdefault(rid, [])
-        self._emit(ev.AgentStart(agent=self.agent_name, response_id=rid))
-        if self._cancel_on_create:
-            self._cancel_on_create = False
-            self._cancel_response()
-
-    def _on_audio_delta(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        rid = _s(e, "response_id") or (self._active_response or "")
-        if item_id in self._interrupted_items or rid in self._interrupted_responses:
-            return  # the speaker was flushed: late audio of a cut answer must not play
-        delta = e.get("delta")
-        if not isinstance(delta, str):
-            self._error("invalid_event", "response.output_audio.delta has no string 'delta'")
-            return
-        if not item_id:  # audio that could never be truncated must not play
-            self._error("invalid_event", "response.output_audio.delta has no 'item_id'")
-            return
-        try:
-            data = base64.b64decode(delta, validate=True)
-        except (binascii.Error, ValueError):
-            self._error("invalid_event", "response.output_audio.delta: 'delta' is not base64")
-            return
-        active = self._active_response
-        if active is None or (rid and rid != active):
-            # Nothing would ever end it (no response.done of its own): it must not hold
-            # the speaker. The server streams audio only inside the active response.
-            self._error(
-                "invalid_event",
-                f"audio for item {item_id[:40]!r} outside the active response: dropped",
-            )
-            return
-        if item_id not in self._history:
-            self._upsert(HistoryItem(item_id=item_id, kind="message", role="assistant"))
-        if item_id not in self._audio_started:
-            self._audio_started.add(item_id)
-            self._audio_open.add(item_id)
-            self._emit(ev.AudioStart(item_id=item_id))
-        self._track(rid, item_id)
-        self._audio_received[item_id] = self._audio_received.get(item_id, 0) + len(data)
-        p = self._playback.get(item_id)
-        if p is None:
-            p = self._playback[item_id] = _Playback(item_id=item_id, response_id=rid)
-        if not self.playback_tracking:
-            p.played = self._audio_received[item_id] // BYTES_PER_SAMPLE
-        self._emit(
-            ev.Audio(
-                data=data, item_id=item_id, content_index=_i(e, "content_index"), response_id=rid
-            )
-        )
-
-    def _on_audio_done(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        p = self._playback.get(item_id)
-        if p is not None:
-            p.audio_done = True
-            self._check_fully_played(p)
-        self._audio_stopped(item_id)
-
-    def _audio_stopped(self, item_id: str) -> None:
-        if item_id in self._audio_open:
-            self._audio_open.discard(item_id)
-            self._emit(ev.AudioStopped(item_id=item_id))
-
-    def _on_transcript_delta(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        delta = _s(e, "delta")
-        self._track(_s(e, "response_id") or (self._active_response or ""), item_id)
-        old = self._history.get(item_id)
-        if item_id and old is None:
-            self._upsert(
-                HistoryItem(item_id=item_id, kind="message", role="assistant", transcript=delta)
-            )
-        elif old is not None:
-            self._upsert(dataclasses.replace(old, transcript=old.transcript + delta))
-        self._emit(ev.AssistantTranscriptDelta(delta=delta, item_id=item_id))
-
-    def _on_transcript_done(self, e: dict[str, Any]) -> None:
-        item_id = _s(e, "item_id")
-        key = "transcript" if "transcript" in e else "text"
-        old = self._history.get(item_id)
-        if item_id in self._interrupted_items and old is not None:
-            text = old.transcript  # what was received before the cut
-        else:
-            text = _s(e, key) or (old.transcript if old else "")
-            if old is not None and text:
-                self._upsert(dataclasses.replace(old, transcript=text))
-        self._assistant_transcript(item_id, text)
-
-    def _assistant_transcript(self, item_id: str, text: str) -> None:
-        if item_id in self._transcript_done:
-            return
-        self._transcript_done.add(item_id)
-        self._emit(ev.AssistantTranscript(transcript=text, item_id=item_id))
-
-    def _on_response_done(self, e: dict[str, Any]) -> None:
-        response = _d(e, "response")
-        status = _s(response, "status")
-        if status == "failed":
-            # The reason (insufficient_quota, rate limits, server_error) is a failure.
-            self._emit(ev.Error(error=from_status_details(status, _d(response, "status_details"))))
-            self._create_queue.clear()
-            self._want_tool_response = False
-        self._finish_response(response)
-
-    def _finish_response(self, response: dict[str, Any]) -> None:
-        rid = _s(response, "id") or (self._active_response or "")
-        for raw in _l(response, "output"):
-            if isinstance(raw, dict):
-                h = self._item_from_server(raw)
-                if h is not None:
-                    self._track(rid, h.item_id)
-                self._item_finished(raw)
-        item_ids = self._response_items.pop(rid, [])
-        texts: list[str] = []
-        for item_id in item_ids:
-            self._audio_stopped(item_id)  # a cut or failed answer may skip output_audio.done
-            p = self._playback.get(item_id)
-            if p is not None:
-                p.audio_done = True
-                self._check_fully_played(p)
-            h = self._history.get(item_id)
-            if h is None or h.kind != "message" or h.role != "assistant":
-                continue
-            if h.transcript or item_id in self._audio_started:
-                self._assistant_transcript(item_id, h.transcript)
-            if h.transcript:
-                texts.append(h.transcript)
-        if self._active_response == rid or not rid:
-            self._active_response = None
-        self._interrupted_responses.discard(rid)
-        self._emit(
-            ev.AgentEnd(
-                agent=self.agent_name,
-                output=" ".join(texts),
-                response_id=rid,
-                status=_s(response, "status") or "completed",
-            )
-        )
-        self._pump_responses()
-
-    # ---------------------------------------------------------------- history
-
-    def _upsert(self, item: HistoryItem) -> None:
-        old = self._history.get(item.item_id)
-        if old == item:
-            return
-        self._history[item.item_id] = item
-        if old is None:
-            self._emit(ev.HistoryAdded(item=item))
-        self._emit(ev.HistoryUpdated(history=self.history))
-
-    def _update(self, item_id: str, **changes: Any) -> None:
-        old = self._history.get(item_id)
-        if old is not None:
-            self._upsert(dataclasses.replace(old, **changes))
-
-    def _item_from_server(self, raw: dict[str, Any]) -> HistoryItem | None:
-        """Merge a server item snapshot into the history (stable server ids)."""
-        item_id = _s(raw, "id")
-        if not item_id:
-            return None
-        old = self._history.get(item_id)
-        t = _s(raw, "type")
-        fields: dict[str, Any] = {}
-        if t == "message":
-            role = _s(raw, "role")
-            fields["kind"] = "message"
-            fields["role"] = role if role in _ROLES else "assistant"
-            parts = [
-                _s(c, "transcript") or _s(c, "text")
-                for c in _l(raw, "content")
-                if isinstance(c, dict)
-            ]
-            transcript = "".join(p for p in parts if p)
-            if transcript:
-                fields["transcript"] = transcript
-        elif t == "function_call":
-            fields.update(kind="function_call", role="assistant")
-            for key in ("name", "call_id", "arguments"):
-                if _s(raw, key):
-                    fields[key] = _s(raw, key)
-        elif t == "function_call_output":
-            fields.update(kind="function_call_output", role="tool")
-            for key in ("call_id", "output"):
-                if _s(raw, key):
-                    fields[key] = _s(raw, key)
-        elif t == "mcp_call":
-            fields.update(kind="mcp_call", role="assistant")
-            for key in ("name", "arguments", "output"):
-                if _s(raw, key):
-                    fields[key] = _s(raw, key)
-        else:
-            fields.update(kind="other", role="system")
-        status = _s(raw, "status")
-        if status in _STATUSES:
-            fields["status"] = status
-        if old is None:
-            item = HistoryItem(item_id=item_id, **fields)
-        else:
-            if old.truncated_ms is not None or item_id in self._interrupted_items:
-                # Keep what the user heard; a cut item stays incomplete.
-                fields.pop("transcript", None)
-                fields["status"] = "incomplete"
-            item = dataclasses.replace(old, **fields)
-        self._upsert(item)
-        return self._history[item_id]
 
     _HANDLERS: dict[str, Callable[[RealtimeProtocol, dict[str, Any]], None]] = {}
 

@@ -184,3 +184,11 @@ def missing_key(where: str) -> ErrorInfo:
         code="missing_api_key",
         kind="auth",
     )
+
+
+class MissingApiKey(RealtimeFailure, ValueError):
+    """No API key for a non-loopback URL: a typed ``auth`` failure."""
+
+
+class ConnectTimeout(RealtimeFailure, TimeoutError):
+    """Not configured within connect_timeout: a typed ``network`` failure."""

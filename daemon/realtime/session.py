@@ -18,8 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -33,90 +32,69 @@ from daemon.urlpolicy import UrlPolicyError, check_url, is_loopback_url, needs_a
 
 from .dispatch import EventDispatcher
 from .engine import RealtimeProtocol
-from .failures import RealtimeFailure, from_exception, missing_key
+from .failures import (
+    ConnectTimeout,
+    MissingApiKey,
+    RealtimeFailure,
+    from_exception,
+    missing_key,
+)
+from .linkwatch import LinkWatch
 from .liveness import Liveness, LivenessBounds
 from .settings import SessionSettings
+from .toolcalls import ToolCalls, ToolRunner
+from .transport import MAX_FRAME_BYTES, RedactingLogger, with_model
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "ConnectTimeout",
+    "MissingApiKey",
+    "RealtimeSession",
+    "ToolRunner",
+]
 
 log = logging.getLogger(__name__)
 ws_log = logging.getLogger("daemon.realtime.websocket")
 
 CLOSE_TIMEOUT = 5.0  # seconds for the closing handshake before the TCP link is cut
 DRAIN_TIMEOUT = 5.0  # seconds close() waits for handlers to see agent_stopped
-# Largest server message accepted (websockets max_size). The largest legitimate event
-# measured against the simulator is session.updated echoing 120 tools with 1 KB
-# descriptions and 8 KB of instructions: 178 KB; audio deltas are 6.6 KB. 4 MiB is 23
-# times that, and still holds a retrieved 40 s input audio item. A bigger frame is refused
-# from its header (no 50 MB buffered): an `error` (frame_too_large), then agent_stopped.
-MAX_FRAME_BYTES = 4 * 1024 * 1024
-
-
-class MissingApiKey(RealtimeFailure, ValueError):
-    """No API key for a non-loopback URL: a typed ``auth`` failure."""
-
-
-class ConnectTimeout(RealtimeFailure, TimeoutError):
-    """Not configured within connect_timeout: a typed ``network`` failure."""
-
-
-class PlaybackTracker(Protocol):
-    """What a player reports: samples it actually played, and when it drained an item."""
-
-    def playback_progress(self, item_id: str, samples_played: int) -> None: ...
-
-    def playback_finished(self, item_id: str) -> None: ...
-
-
-class ToolRunner(Protocol):
-    """Runs a function call; the returned string is sent as the call's output."""
-
-    async def run(self, name: str, arguments_json: str, call_id: str) -> str: ...
-
-
-def with_model(url: str, model: str) -> str:
-    """``url`` with ``?model=`` appended unless it already names one."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(k == "model" for k, _ in query) or not model:
-        return url
-    query.append(("model", model))
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-_AUDIO_FRAMES = (
-    b'"input_audio_buffer.append"',
-    b'"response.output_audio.delta"',
-    b'"response.audio.delta"',
-)
-
-
-def _is_audio_frame(frame: Any) -> bool:
-    """A websockets Frame carrying audio (bulk base64), by its first bytes."""
-    head = bytes(getattr(frame, "data", b"")[:160])
-    return any(marker in head for marker in _AUDIO_FRAMES)
-
-
-class _Redacting(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets logs request headers at DEBUG; the key must not reach any log."""
-
-    def __init__(self, logger: logging.Logger, secret: str | None) -> None:
-        super().__init__(logger, {})
-        self._secret = secret
-
-    def _clean(self, value: Any) -> Any:
-        if self._secret and isinstance(value, str) and self._secret in value:
-            return value.replace(self._secret, "***")
-        return value
-
-    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            if msg in ("> %s", "< %s") and args and _is_audio_frame(args[0]):
-                return  # 50 mic frames a second: transport_event records say what matters
-            clean = tuple(self._clean(a) for a in args)
-            self.logger.log(level, self._clean(msg), *clean, **kwargs)
 
 
 class RealtimeSession:
-    """One realtime conversation over a websocket; see the README's sdk section."""
+    """One realtime conversation over a websocket (README: "Embedding the realtime engine").
+
+    Create it, consume its events (``async for event in session``,
+    ``session.on(name, handler)`` or ``listener=``), then ``await connect()``
+    (or ``async with session``); feed it with ``send_audio``, ``send_text``,
+    ``interrupt`` and the player's ``playback_progress``/``playback_finished``;
+    end with ``await close()``. Every way the connection ends is one
+    ``agent_stopped``, the last event. Call every method from the event loop
+    that runs ``connect()``; none of the inputs blocks or raises once closed
+    (they are ignored).
+
+    Args:
+        settings: the session's configuration, sent as the first ``session.update``.
+        url: ``wss://`` endpoint (``ws://`` only for a loopback host); ``?model=`` is
+            added from ``settings.model`` unless the URL names one.
+        api_key: sent only as ``Authorization: Bearer``; None only for a loopback URL.
+        listener: an ``AgentListener`` receiving every event as ``on_*`` calls.
+        agent_name: the ``agent`` field of agent_start/agent_end/tool events.
+        ping_interval: seconds of silence while listening before a ping checks the link.
+        connect_timeout: seconds ``connect()`` waits for ``session.updated``.
+        tool_runner: runs function calls (see ``ToolRunner``); without it, answer them
+            with ``send_tool_output``.
+        playback_tracking: False if no player reports progress (received audio then
+            counts as played).
+        liveness: bounds for a dead link and a stalled answer (``LivenessBounds``).
+        clock: monotonic seconds, for liveness (tests inject one).
+        max_frame_bytes: the largest server message accepted; a bigger one ends the
+            session with an ``error`` (``frame_too_large``).
+
+    Raises:
+        ValueError: a malformed URL or key, or a non-positive interval (the message
+            names the argument, never the key). ``MissingApiKey`` (also a
+            ``RealtimeFailure``) without a key for a non-loopback URL.
+    """
 
     def __init__(
         self,
@@ -154,12 +132,10 @@ class RealtimeSession:
         self.liveness_bounds = liveness or LivenessBounds(listen_silence=ping_interval)
         self._clock = clock
         self._liveness: Liveness | None = None
+        self._link: LinkWatch | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._watch_kick = asyncio.Event()
         self._expecting = False
-        self._pings: set[asyncio.Task[None]] = set()
         self.max_frame_bytes = max_frame_bytes
-        self.tool_runner = tool_runner
         self._engine = RealtimeProtocol(
             settings, agent_name=agent_name, playback_tracking=playback_tracking
         )
@@ -173,7 +149,7 @@ class RealtimeSession:
         self._outbox_empty.set()
         self._ready = asyncio.Event()  # configured, or stopped
         self._stopped = asyncio.Event()
-        self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._tools = ToolCalls(tool_runner, self._tool_answered, self._dispatcher.emit)
         self._started = False
         self._closing = False
 
@@ -187,18 +163,27 @@ class RealtimeSession:
 
     @property
     def protocol(self) -> RealtimeProtocol:
+        """The sans-I/O engine this session pumps (read its state; do not feed it)."""
         return self._engine
 
     @property
+    def tool_runner(self) -> ToolRunner | None:
+        """What runs function calls (None: answer them with ``send_tool_output``)."""
+        return self._tools.runner
+
+    @property
     def session_id(self) -> str:
+        """The server's session id ("" until ``session.created``)."""
         return self._engine.session_id
 
     @property
     def connected(self) -> bool:
+        """The websocket is open and the session configured, and it has not stopped."""
         return self._ws is not None and self._engine.configured and not self._engine.closed
 
     @property
     def stop_reason(self) -> str | None:
+        """Why the session stopped (``agent_stopped.reason``); None while it runs."""
         return self._engine.stop_reason
 
     # ================================================================ lifecycle
@@ -206,10 +191,18 @@ class RealtimeSession:
     async def connect(self) -> None:
         """Emit agent_starting, open the websocket, configure the session.
 
-        Returns once ``session.updated`` arrived. If that does not happen, emits a
-        typed ``error`` (failures.py: network, auth, rate_limit ...) and
-        agent_stopped(reason="connect_failed"), then raises ``RealtimeFailure``
-        (a ConnectionError carrying that ErrorInfo).
+        Returns once ``session.updated`` arrived (``session_connected`` emitted); then
+        send input and consume events. Start an iterator before this returns, or at
+        once after it, to see every event from ``agent_starting`` on.
+
+        Raises:
+            RealtimeFailure: the connection failed (a ``ConnectionError`` whose
+                ``.info`` is the typed ``ErrorInfo``: network, auth, rate_limit ...);
+                ``ConnectTimeout`` (also a ``TimeoutError``) after ``connect_timeout``.
+                A typed ``error`` and agent_stopped(reason="connect_failed") were
+                emitted first.
+            ConnectionError: the server ended the session before configuring it.
+            RuntimeError: called a second time (one session, one connection).
         """
         if self._started:
             raise RuntimeError("connect() may be called only once per session")
@@ -230,7 +223,7 @@ class RealtimeSession:
                         close_timeout=CLOSE_TIMEOUT,
                         open_timeout=None,  # the timeout above covers it
                         proxy=None if is_loopback_url(self.url) else True,
-                        logger=_Redacting(ws_log, key),
+                        logger=RedactingLogger(ws_log, key),
                     )
                 except Exception as exc:
                     info = from_exception(exc, key)
@@ -243,6 +236,14 @@ class RealtimeSession:
                 self._engine.connection_made()
                 loop = asyncio.get_running_loop()
                 self._liveness = Liveness(self.liveness_bounds, self._clock())
+                self._link = LinkWatch(
+                    self._liveness,
+                    self._clock,
+                    closed=lambda: self._engine.closed,
+                    expecting=lambda: self._engine.expecting_server,
+                    dead=self._link_dead,
+                    timed_out=self._response_timed_out,
+                )
                 self._writer = loop.create_task(self._write_loop(self._ws), name="voicepi-ws-tx")
                 self._reader = loop.create_task(self._read_loop(self._ws), name="voicepi-ws-rx")
                 self._pump()
@@ -258,12 +259,15 @@ class RealtimeSession:
         except asyncio.CancelledError:
             await self._abort()
             raise
+        finally:
+            self._dispatcher.seal()
         if self._engine.closed:
             raise ConnectionError(
                 f"session ended before it was configured ({self._engine.stop_reason})"
             )
+        assert self._link is not None and self._ws is not None
         self._watcher = asyncio.get_running_loop().create_task(
-            self._watch(self._ws), name="voicepi-ws-liveness"
+            self._link.run(self._ws), name="voicepi-ws-liveness"
         )
 
     async def _abort(self, info: ErrorInfo | None = None) -> None:
@@ -276,7 +280,13 @@ class RealtimeSession:
         await self._finish()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Clean close; agent_stopped(reason="client_closed") unless already stopped."""
+        """Close cleanly and wait for handlers to see ``agent_stopped``.
+
+        What was queued (the last audio, a tool output) is sent first; then the
+        closing handshake (``code``, ``reason``), at most ``CLOSE_TIMEOUT`` s each.
+        Emits agent_stopped(reason="client_closed") unless already stopped. Safe to
+        call more than once and after the session ended; never raises.
+        """
         self._closing = True
         ws = self._ws
         if ws is not None and not self._engine.closed:
@@ -294,9 +304,10 @@ class RealtimeSession:
 
     async def _finish(self) -> None:
         current = asyncio.current_task()
+        pings = self._link.pings if self._link is not None else ()
         tasks = [
             t
-            for t in (*self._tool_tasks, *self._pings, self._watcher, self._writer, self._reader)
+            for t in (*self._tools.tasks, *pings, self._watcher, self._writer, self._reader)
             if t is not None
         ]
         for task in tasks:
@@ -313,7 +324,12 @@ class RealtimeSession:
         await self._dispatcher.drain(DRAIN_TIMEOUT)
 
     async def wait_closed(self) -> str:
-        """Wait for agent_stopped (and its handlers); return the stop reason."""
+        """Wait until the session stopped and handlers saw ``agent_stopped``.
+
+        Returns the stop reason: ``closed``, ``session_expired``, ``connection_lost``,
+        ``client_closed`` or ``connect_failed``. Never hangs on a dead link: liveness
+        ends it as ``connection_lost``.
+        """
         await self._stopped.wait()
         await self._dispatcher.drain(DRAIN_TIMEOUT)
         return self._engine.stop_reason or ""
@@ -333,57 +349,91 @@ class RealtimeSession:
     # ================================================================ consuming
 
     def __aiter__(self) -> AsyncIterator[Event]:
+        """Every event in order (frozen dataclasses of ``daemon.events``), ending after
+        ``agent_stopped``. Events are queued for an iterator only while one runs (and
+        the start-up ones until ``connect()`` returns); use one iterator per session."""
         return self._dispatcher.events()
 
     def on(self, name: str, handler: Callable[..., Any]) -> Callable[[], None]:
-        """``handler(*event.args())`` for each ``name`` event (aliases too); returns unsubscribe."""
+        """Call ``handler(*event.args())`` (sync or async) for each ``name`` event.
+
+        ``name`` is an event type or an alias (``audio_end``, ``tool_start`` ...);
+        the handler gets the event's fields in declaration order, ``type`` left
+        out. Handlers run in order in a task of their own; one that raises is
+        logged and reported as an ``error`` (``listener_error``). Returns a
+        function that unsubscribes. Raises ValueError for an unknown name (listing
+        the valid ones), TypeError if ``handler`` is not callable.
+        """
         return self._dispatcher.on(name, handler)
 
     # ================================================================ inputs
 
     def send_audio(self, pcm: bytes) -> None:
+        """Mic audio: PCM16 LE mono 24 kHz, any length (whole samples).
+
+        Sent as 20 ms ``input_audio_buffer.append`` events; audio given before the
+        session is configured (even before ``connect()``) is kept and sent in order.
+        """
         self._engine.send_audio(pcm)
         self._pump()
 
     def playback_progress(self, item_id: str, samples_played: int) -> None:
+        """The speaker has played ``samples_played`` 24 kHz samples of ``item_id`` so far
+        (cumulative): where an interruption truncates it. From a player's audio thread,
+        go through ``SessionTracker``."""
         self._engine.playback_progress(item_id, samples_played)
         self._pump()
 
     def playback_finished(self, item_id: str) -> None:
+        """The speaker played ``item_id`` to its end: it can no longer be interrupted."""
         self._engine.playback_finished(item_id)
         self._pump()
 
     def interrupt(self) -> None:
+        """Barge in (a button): emit ``audio_interrupted``, truncate what plays at what was
+        heard, cancel the active response and drop queued ones. Flush your speaker on
+        ``audio_interrupted``."""
         self._engine.interrupt()
         self._pump()
 
     def send_tool_output(self, call_id: str, output: str, *, is_error: bool = False) -> None:
+        """Answer function call ``call_id`` (from ``agent_tool_start``) with ``output``;
+        emits ``agent_tool_end``. One ``response.create`` follows once every pending call
+        of the response is answered. Not needed with a ``tool_runner``."""
         self._engine.send_tool_output(call_id, output, is_error=is_error)
         self._pump()
 
     def approve_tool(self, approval_id: str, approve: bool = True) -> None:
+        """Answer a ``tool_approval_requested`` (an MCP approval request); a response
+        follows either way."""
         self._engine.approve_tool(approval_id, approve)
         self._pump()
 
     def send_text(self, text: str) -> None:
+        """A user text message, then a response to it."""
         self._engine.send_text(text)
         self._pump()
 
     def update_session(self, settings: SessionSettings) -> None:
+        """Send a ``session.update`` with what changed from the current settings (the
+        voice cannot change once answer audio was sent)."""
         self._engine.update_session(settings)
         self._pump()
 
     def create_response(self, **response: Any) -> None:
+        """``response.create`` with these response parameters (``instructions=`` ...);
+        queued until no response is active: never two at once."""
         self._engine.create_response(**response)
         self._pump()
 
     def send_raw(self, event: dict[str, Any]) -> None:
+        """Send any client event as is, in order with the others (the server checks it)."""
         self._engine.send_raw(event)
         self._pump()
 
     def emit(self, event: Event) -> None:
         """Put an event of a layer above (agents: handoffs, guardrails, tool errors) on the
-        stream."""
+        stream, in order; dropped after ``agent_stopped``."""
         self._dispatcher.emit(event)
 
     # ================================================================ pumping
@@ -396,8 +446,8 @@ class RealtimeSession:
             self._outbox_ready.set()
         for event in self._engine.events_received():
             self._dispatcher.emit(event)
-            if isinstance(event, ev.AgentToolStart) and self.tool_runner is not None:
-                self._start_tool(event)
+            if isinstance(event, ev.AgentToolStart):
+                self._tools.start(event)
         if self._engine.configured or self._engine.closed:
             self._ready.set()
         if self._engine.closed:
@@ -405,7 +455,8 @@ class RealtimeSession:
         expecting = self._engine.expecting_server
         if expecting != self._expecting or self._engine.closed:
             self._expecting = expecting
-            self._watch_kick.set()  # the liveness bounds changed
+            if self._link is not None:
+                self._link.kick()  # the liveness bounds changed
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         try:
@@ -450,75 +501,14 @@ class RealtimeSession:
             self._outbox.clear()
             self._outbox_empty.set()
 
-    async def _watch(self, ws: ClientConnection) -> None:
-        """Liveness (liveness.py): ping a quiet server, end a dead link, give up a lost answer."""
-        assert self._liveness is not None
-        live = self._liveness
-        b = self.liveness_bounds
-        while not self._engine.closed:
-            now = self._clock()
-            expecting = self._engine.expecting_server
-            verdict, wake_at = live.check(now, expecting)
-            if verdict == "ping":
-                task = asyncio.get_running_loop().create_task(self._ping(ws))
-                self._pings.add(task)
-                task.add_done_callback(self._pings.discard)
-            elif verdict == "dead":
-                silent = now - live.last_heard
-                what = "during an answer" if expecting else "while listening"
-                log.warning("link dead: no frame or pong for %.1f s %s", silent, what)
-                self._engine.link_dead(
-                    f"the link is dead: no data from the server for {silent:.1f} s {what}"
-                )
-                self._pump()
-                ws.transport.abort()  # no closing handshake can pass a dead link
-                return
-            elif verdict == "response_timeout":
-                self._engine.response_timed_out(b.response_timeout)
-                self._pump()
-            self._watch_kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._watch_kick.wait(), max(0.0, wake_at - self._clock()))
+    def _link_dead(self, message: str) -> None:
+        self._engine.link_dead(message)
+        self._pump()
 
-    async def _ping(self, ws: ClientConnection) -> None:
-        # On a dead link ping() itself may wait behind a full send buffer; the
-        # deadline is counted from when it was due, not from when it left.
-        with contextlib.suppress(Exception):
-            pong = await ws.ping()
-            await pong
-            if self._liveness is not None:
-                self._liveness.pong(self._clock())
+    def _response_timed_out(self, seconds: float) -> None:
+        self._engine.response_timed_out(seconds)
+        self._pump()
 
-    # ================================================================ tools
-
-    def _start_tool(self, event: ev.AgentToolStart) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._run_tool(event), name=f"voicepi-tool-{event.tool}"
-        )
-        self._tool_tasks.add(task)
-        task.add_done_callback(self._tool_tasks.discard)
-
-    async def _run_tool(self, event: ev.AgentToolStart) -> None:
-        assert self.tool_runner is not None
-        is_error = False
-        try:
-            result = await self.tool_runner.run(event.tool, event.arguments, event.call_id)
-            output = result if isinstance(result, str) else json.dumps(result, default=str)
-            # A runner may flag a failure it already explained (daemon.agents' ToolOutput).
-            is_error = bool(getattr(result, "is_error", False))
-        except Exception as exc:  # every call is answered, even a failing one
-            is_error = True
-            message = f"{type(exc).__name__}: {exc}"
-            output = json.dumps({"error": f"tool {event.tool!r} failed: {message}"})
-            log.warning("tool %s (call %s) failed: %s", event.tool, event.call_id, message)
-            self._dispatcher.emit(
-                ev.Error(
-                    error=ErrorInfo(
-                        type="tool_error",
-                        message=f"tool {event.tool!r} (call {event.call_id}) raised {message}",
-                        code="tool_failed",
-                    )
-                )
-            )
-        self._engine.send_tool_output(event.call_id, output, is_error=is_error)
+    def _tool_answered(self, call_id: str, output: str, is_error: bool) -> None:
+        self._engine.send_tool_output(call_id, output, is_error=is_error)
         self._pump()

@@ -79,6 +79,7 @@ class SessionSettings:
 
     @classmethod
     def from_config(cls, cfg: RealtimeConfig) -> SessionSettings:
+        """The settings of the ``[realtime]`` config table."""
         return cls(
             model=cfg.model,
             voice=cfg.voice,
@@ -96,6 +97,7 @@ class SessionSettings:
         )
 
     def turn_detection_config(self) -> dict[str, Any]:
+        """The ``audio.input.turn_detection`` object of a session.update."""
         td: dict[str, Any] = {
             "type": self.turn_detection,
             "create_response": self.create_response,

@@ -23,6 +23,7 @@ class ProtocolViolation(Exception):
 
 
 def available() -> bool:
+    """True if the ``openai`` package (the protocol oracle's types) is installed."""
     try:
         import openai.types.realtime  # noqa: F401
     except ImportError:

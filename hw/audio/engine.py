@@ -35,8 +35,12 @@ _DROPPED_MEMORY = 64  # flushed item ids remembered, so late deltas for them sta
 
 
 class PlaybackTracker(Protocol):
-    """Receives playback progress. Called from the audio thread: hop to your loop
-    (``loop.call_soon_threadsafe``) and return quickly."""
+    """The one playback observer: what a player reports about each item it plays.
+
+    Called from the audio thread: hop to your loop (``loop.call_soon_threadsafe``)
+    and return quickly. ``samples_played`` counts source-rate (24 kHz) samples of
+    that item actually rendered, cumulative. ``daemon.realtime.SessionTracker``
+    adapts it to a session (or an agent runtime)."""
 
     def on_started(self, item_id: str) -> None: ...
 
