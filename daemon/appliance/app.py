@@ -82,6 +82,9 @@ class Parts:
     api_key_found: bool | None = None  # for the start-up summary (never the key itself)
     # Feedback sounds by name (daemon.sounds.load_sounds): int16 mono at 24 kHz.
     sounds: dict[ev.SoundName, np.ndarray] = field(default_factory=dict)
+    # The mic's thread may wait for the loop instead of its audio being dropped when the
+    # loop falls behind (FrameHandoff ``wait``): only a file: mic, whose thread is its own.
+    paced_mic: bool = False
 
 
 @dataclass
@@ -180,6 +183,7 @@ class Appliance:
             for task in stuck:
                 log.error("task did not stop: %r", task)
         if self.mic is not None:
+            self._release_handoff()
             self.mic.close()
             self.mic = None
         self.parts.speaker.close()
@@ -207,7 +211,9 @@ class Appliance:
 
         # Bounded: a starved CPU drops old audio (reported) instead of processing it late.
         start_limit = int(WAKE_RATE * MAX_AUDIO_BACKLOG_S)  # until the rate is known
-        handoff = FrameHandoff(loop, self._on_audio, self._on_audio_dropped, start_limit)
+        handoff = FrameHandoff(
+            loop, self._on_audio, self._on_audio_dropped, start_limit, wait=self.parts.paced_mic
+        )
 
         def on_error(exc: BaseException) -> None:
             loop.call_soon_threadsafe(self._on_mic_error, exc)
@@ -229,6 +235,7 @@ class Appliance:
         if self.mic is None and self._mic_failed_at is not None:
             return  # already recovering
         if self.mic is not None:
+            self._release_handoff()
             with contextlib.suppress(Exception):
                 self.mic.close()
             self.mic = None
@@ -266,6 +273,11 @@ class Appliance:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 4.0)
             self._open_mic()
+
+    def _release_handoff(self) -> None:
+        """Before closing the mic: a paced mic's thread may be waiting for the loop."""
+        if self._handoff is not None:
+            self._handoff.close()
 
     def _set_backlog_limit(self) -> None:
         if self._handoff is None or self.mic is None:
