@@ -125,6 +125,9 @@ def check(suite: str) -> list[str]:
         report = json.loads((out / "pip-report.json").read_text())
         print(f"{suite}/{ARCH}: rootfs {t_rootfs:.0f} s (cached when ~0), run {t_run:.0f} s")
         print(f"{suite}/{ARCH}: largest score difference from x86 {worst:.4f}")
+        for line in demo.splitlines():  # the demo's milestones, with its own clock
+            if any(key in line for key in ("wake word", "user ", "closed (", "answer audio")):
+                print(f"  demo: {line.strip()}")
         for item in report["install"]:
             url = item.get("download_info", {}).get("url", "?")
             print(
