@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .memory import limit_native_threads
+
+    limit_native_threads()  # before numpy's first import (some commands' modules import it)
     parser = build_parser()
     args = parser.parse_args(argv)
     clash = import_name_clash()

@@ -7,7 +7,6 @@ PortAudio callback on a Raspberry Pi, and never touches a device or a clock.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -44,9 +43,10 @@ class Resampler:
             raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
         self.in_rate = int(in_rate)
         self.out_rate = int(out_rate)
-        ratio = Fraction(self.out_rate, self.in_rate)
-        self.up = ratio.numerator  # L: phases
-        self.down = ratio.denominator  # M: input step per output, in 1/L units
+        # The reduced ratio by gcd (fractions would import decimal: 0.3 MB for one division).
+        common = math.gcd(self.out_rate, self.in_rate)
+        self.up = self.out_rate // common  # L: phases
+        self.down = self.in_rate // common  # M: input step per output, in 1/L units
         self.passthrough = self.up == self.down == 1
         self._phases, self.taps = _design(self.up, self.down)
         self._hist = np.zeros(self.taps - 1, dtype=np.float64)

@@ -12,8 +12,11 @@ most USB mics run at) holding either the non-wake speech fixtures back to back
 `file:` WAV (its thread writes 20 ms of silence at a time; RSS without any sound
 server's client libraries, as with a plain ALSA device) or PulseAudio's null sink
 through PortAudio (the real callback path: an idle stream parks after 2 s; libpulse
-adds to RSS). Figures come from /proc: the whole process, and its main thread (the
-asyncio loop: mic blocks, resampling, the wake word, the appliance).
+adds to RSS). The last configuration takes the mic from PulseAudio too (a pipe source
+at 16 kHz): both devices through PortAudio and libpulse, as on a Pi running PulseAudio
+or PipeWire; the RSS (60 MB) and thread (6) budgets of issue #16 are for it. Figures
+come from /proc: the whole process, and its main thread (the asyncio loop: mic blocks,
+resampling, the wake word, the appliance).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ REPEATS = 3  # interleaved; the median is reported
 SETTLE_S = 3.0  # after READY=1: past start-up work
 IDLE_S = 10.0
 UNIT = "CPU s / audio s"
+PULSE_BOTH = "PulseAudio mic and speaker"
 FLOOR = "floor: 3 models direct"
 
 
@@ -150,14 +154,14 @@ def _wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     return path
 
 
-def _config(workdir: Path, mic: Path, speaker: str) -> Path:
+def _config(workdir: Path, mic: str, speaker: str) -> Path:
     cfg = workdir / "config.toml"
     cfg.write_text(
         f"""
 [realtime]
 url = "ws://127.0.0.1:9/v1/realtime"
 [audio]
-input = "file:{mic}"
+input = "{mic}"
 output = "{speaker}"
 [gpio]
 pin_factory = "mock"
@@ -174,13 +178,25 @@ def _thread_cpu(pid: int) -> float:
 
 
 def run_idle(
-    workdir: Path, rate: int, talk: bool, speaker: str, env: dict[str, str]
+    workdir: Path,
+    rate: int,
+    talk: bool,
+    speaker: str,
+    env: dict[str, str],
+    pulse: PulseServer | None = None,
 ) -> dict[str, float]:
-    """`voicepi run` idle on a ``rate`` Hz file: mic: CPU s per s (process, main thread),
-    RSS MiB and threads."""
+    """`voicepi run` idle on a ``rate`` Hz file: mic, or with ``pulse`` on its PulseAudio
+    mic (16 kHz; the speech queued into it): CPU s per s (process, main thread), RSS MiB
+    and threads."""
     seconds = SETTLE_S + IDLE_S + 15.0
     audio = speech(seconds, rate) if talk else np.zeros(int(seconds * rate), np.int16)
-    cfg = _config(workdir, _wav(workdir / f"mic-{rate}-{talk}.wav", audio, rate), speaker)
+    if pulse is None:
+        mic = f"file:{_wav(workdir / f'mic-{rate}-{talk}.wav', audio, rate)}"
+    else:
+        mic = "pulse"
+        if talk:
+            pulse.play(audio, rate=rate)
+    cfg = _config(workdir, mic, speaker)
     notify = str(workdir / "notify.sock")
     Path(notify).unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -235,6 +251,12 @@ def idle() -> list[Row]:
                         fig = run_idle(workdir, rate, talk, speaker, env)
                         daemon[(label, rate, talk)] = fig
                         floors.append(floor(audio))  # interleaved with the daemon runs too
+            # Both through PortAudio and libpulse, as on a Pi with PulseAudio/PipeWire: the
+            # RSS and thread budgets (60 MB, 6) are for this one.
+            for talk in (False, True):  # speech last: what is queued plays to the end
+                fig = run_idle(workdir, 16000, talk, "pulse", dict(pulse.env), pulse)
+                daemon[(PULSE_BOTH, 16000, talk)] = fig
+                floors.append(floor(audio))
     base = statistics.median(floors)
     rows = [Row(f"{FLOOR} (XNNPACK, 1 thread)", base, UNIT)]
     for name, values in runs.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import wave
 from pathlib import Path
@@ -117,6 +118,33 @@ def test_stall_check_uses_the_injected_clock(tmp_path: Path) -> None:
     finally:
         cap.close()
     assert cap.check(now=1e9) is None  # a closed capture is not failing
+
+
+def test_a_consumer_holding_the_file_mic_is_not_a_stall(tmp_path: Path) -> None:
+    """A paced consumer (a slow loop the file mic waits for) holds on_audio for long: that
+    is backpressure, not a dead device; the blocks then go on, contiguous."""
+    path = tmp_path / "x.wav"
+    write_wav(path, np.zeros(1600, dtype=np.int16), 16000)
+    firsts: list[int] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def slow(samples: np.ndarray, first: int) -> None:
+        firsts.append(first)
+        if len(firsts) == 3:
+            holding.set()
+            release.wait(10)
+
+    cap = open_capture(f"file:{path}", on_audio=slow, stall_timeout=1.0)
+    try:
+        assert holding.wait(10)
+        assert cap.check(now=cap.last_frame_time + 10.0) is None
+        release.set()
+        wait_for(lambda: len(firsts) >= 6)
+        assert cap.check() is None
+        assert firsts[:6] == list(range(0, 6 * cap.block_frames, cap.block_frames))
+    finally:
+        release.set()
+        cap.close()
 
 
 def test_consumer_exceptions_do_not_stop_capture(tmp_path: Path) -> None:

@@ -59,6 +59,55 @@ async def test_backlog_is_dropped_and_reported_not_queued() -> None:
     assert order == ["dropped", "block", "block", "stop", "block", "block", "block"]
 
 
+async def test_a_paced_mic_waits_for_the_loop_and_nothing_is_dropped() -> None:
+    """``wait``: the producer (a file: mic's own thread) blocks while the backlog is full,
+    so a loop slower than real time still gets every block, in order."""
+    loop = asyncio.get_running_loop()
+    got: list[int] = []
+    lost: list[int] = []
+    handoff = FrameHandoff(
+        loop, lambda s: got.append(int(s[0])), lost.append, 5 * BLOCK, 2 * BLOCK, wait=True
+    )
+    produced = threading.Event()
+    mic = threading.Thread(
+        target=lambda: (
+            [handoff.put(np.full(BLOCK, i, dtype=np.int16)) for i in range(100)] and produced.set()
+        )
+    )
+
+    def stuck() -> None:  # the loop busy elsewhere: the producer must stop at the cap
+        mic.start()
+        assert not produced.wait(0.5)  # still waiting for room (no drop)
+        assert handoff._queued <= 5 * BLOCK
+
+    loop.call_soon(stuck)
+    while len(got) < 100:
+        await asyncio.sleep(0.01)
+    assert got == list(range(100)) and lost == [] and handoff.dropped_samples == 0
+    mic.join(5)
+
+
+async def test_closing_a_paced_handoff_releases_the_waiting_mic() -> None:
+    loop = asyncio.get_running_loop()
+    handoff = FrameHandoff(loop, lambda s: None, lambda n: None, BLOCK, wait=True)
+    released = threading.Event()
+
+    def mic() -> None:
+        handoff.put(np.zeros(BLOCK, dtype=np.int16))
+        handoff.put(np.zeros(BLOCK, dtype=np.int16))  # waits: the loop is not draining
+        released.set()
+
+    def closing() -> None:  # on the loop, as Appliance does before mic.close()
+        threading.Thread(target=mic).start()
+        assert not released.wait(0.3)
+        handoff.close()
+        assert released.wait(5)
+
+    loop.call_soon(closing)
+    await asyncio.sleep(0)
+    assert released.is_set()
+
+
 SIGNAL_CHILD = r"""
 import asyncio, signal, threading, sys
 from daemon.commands.run import install_signal_handlers

@@ -87,6 +87,7 @@ class Appliance(MicrophoneMixin, SpeakerMixin):
             for task in stuck:
                 log.error("task did not stop: %r", task)
         if self.mic is not None:
+            self._release_handoff()
             self.mic.close()
             self.mic = None
         self.parts.speaker.close()

@@ -8,6 +8,11 @@ audio thread appends to a capped queue and wakes the loop once per batch; when m
 many samples it lost before it gets the rest. The loop takes at most ``batch_samples`` per
 callback and queues the rest behind whatever else is ready (a stop, a reload, the watchdog),
 so those are never stuck behind a backlog of wake word scoring.
+
+With ``wait`` the producer is paced by the loop instead: ``put`` blocks while the backlog is
+full, so nothing is dropped however slow the loop is. Only for a producer whose thread is its
+own (a ``file:`` WAV microphone, as in ``voicepi demo --mic-pacing consumer``), never for a
+device callback that must return in time.
 """
 
 from __future__ import annotations
@@ -32,13 +37,18 @@ class FrameHandoff:
         dropped: Callable[[int], None],
         max_samples: int,
         batch_samples: int = 1,
+        *,
+        wait: bool = False,
     ) -> None:
         self._loop = loop
         self._deliver = deliver
         self._dropped = dropped
         self.max_samples = max_samples
         self.batch_samples = batch_samples
+        self.wait = wait
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when the loop takes blocks
+        self._closed = False
         self._blocks: deque[np.ndarray] = deque()
         self._queued = 0
         self._lost = 0
@@ -46,8 +56,18 @@ class FrameHandoff:
         self.dropped_samples = 0  # in total, for diagnostics
 
     def put(self, samples: np.ndarray) -> None:
-        """Audio thread: queue one block; never blocks on the loop."""
+        """Audio thread: queue one block. Never blocks on the loop, unless ``wait``: then
+        it blocks while ``max_samples`` are queued, until the loop takes some or ``close``."""
         with self._lock:
+            # Room for the whole block, so nothing below is dropped (an oversized block
+            # still goes once the queue is empty); a closed loop releases the wait too.
+            while (
+                self.wait
+                and self._blocks
+                and self._queued + len(samples) > self.max_samples
+                and not (self._closed or self._loop.is_closed())
+            ):
+                self._room.wait(0.5)
             self._blocks.append(samples)
             self._queued += len(samples)
             while self._queued > self.max_samples and len(self._blocks) > 1:
@@ -70,6 +90,7 @@ class FrameHandoff:
                 blocks.append(block)
                 taken += len(block)
             self._queued -= taken
+            self._room.notify_all()
             lost, self._lost = self._lost, 0
             more = bool(self._blocks)
             self._scheduled = more
@@ -79,3 +100,9 @@ class FrameHandoff:
             self._deliver(block)
         if more:
             self._loop.call_soon(self._drain)  # behind what became ready meanwhile
+
+    def close(self) -> None:
+        """Release a producer waiting in ``put`` (the loop will take no more); idempotent."""
+        with self._lock:
+            self._closed = True
+            self._room.notify_all()

@@ -56,7 +56,9 @@ class MicrophoneMixin(ApplianceCore):
 
         # Bounded: a starved CPU drops old audio (reported) instead of processing it late.
         start_limit = int(WAKE_RATE * MAX_AUDIO_BACKLOG_S)  # until the rate is known
-        handoff = FrameHandoff(loop, self._on_audio, self._on_audio_dropped, start_limit)
+        handoff = FrameHandoff(
+            loop, self._on_audio, self._on_audio_dropped, start_limit, wait=self.parts.paced_mic
+        )
 
         def on_error(exc: BaseException) -> None:
             loop.call_soon_threadsafe(self._on_mic_error, exc)
@@ -78,6 +80,7 @@ class MicrophoneMixin(ApplianceCore):
         if self.mic is None and self._mic_failed_at is not None:
             return  # already recovering
         if self.mic is not None:
+            self._release_handoff()
             with contextlib.suppress(Exception):
                 self.mic.close()
             self.mic = None
@@ -115,6 +118,11 @@ class MicrophoneMixin(ApplianceCore):
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 4.0)
             self._open_mic()
+
+    def _release_handoff(self) -> None:
+        """Before closing the mic: a paced mic's thread may be waiting for the loop."""
+        if self._handoff is not None:
+            self._handoff.close()
 
     def _set_backlog_limit(self) -> None:
         if self._handoff is None or self.mic is None:

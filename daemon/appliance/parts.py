@@ -44,6 +44,9 @@ class Parts:
     api_key_found: bool | None = None  # for the start-up summary (never the key itself)
     # Feedback sounds by name (daemon.sounds.load_sounds): int16 mono at 24 kHz.
     sounds: dict[SoundName, np.ndarray] = field(default_factory=dict)
+    # The mic's thread may wait for the loop instead of its audio being dropped when the
+    # loop falls behind (FrameHandoff ``wait``): only a file: mic, whose thread is its own.
+    paced_mic: bool = False
 
 
 @dataclass

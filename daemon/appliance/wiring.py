@@ -228,12 +228,16 @@ def build(
     detector: WakeWordDetector | None = None,
     pin_factory: Any | None = None,
     player: Any | None = None,
+    paced_mic: bool = False,
 ) -> Built:
     """Wire every part for ``cfg``; the wake word models are loaded before this returns.
 
     ``player`` is an opened speaker (``open_speaker``); None opens ``audio.output``
-    once, raising what the device raises.
+    once, raising what the device raises. ``paced_mic`` lets a ``file:`` mic wait for
+    the loop instead of its audio being dropped when the loop falls behind (ignored
+    for a device: its callback must return in time).
     """
+    from hw.audio import file_path
 
     closers: list[Callable[[], None]] = []
     sounds = load_sounds(cfg.sounds)  # before any device opens: a bad WAV is a config error
@@ -291,6 +295,7 @@ def build(
         agents=agents,
         api_key_found=api_key is not None if needs_api_key(cfg.realtime.url) else None,
         sounds=sounds,
+        paced_mic=paced_mic and file_path(cfg.audio.input) is not None,
     )
     app = Appliance(cfg, parts, max_sessions=max_sessions)
     holder["app"] = app

@@ -4,8 +4,9 @@ The local simulator plays the OpenAI Realtime API, the bundled WAV ("hey
 jarvis", then a question) is the microphone, the answer is written to a WAV at
 real-time pace, and the LEDs and button run on gpiozero's mock pins. The run
 prints a timeline and exits 0 once the inactivity countdown has closed the
-session; 1 with one line when nothing woke it within the mic's length plus 5 s,
-or the --mic or --output file cannot be used.
+session; 1 with one line when nothing woke it within the mic's length plus 5 s
+(of mic audio heard with ``--mic-pacing consumer``), or the --mic or --output file cannot
+be used.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WAV",
         default=None,
         help="where the spoken answer is written (default: a temporary file)",
+    )
+    parser.add_argument(
+        "--mic-pacing",
+        choices=("clock", "consumer"),
+        default="clock",
+        help='"clock": the mic WAV plays in real time and audio the loop cannot keep up with '
+        'is dropped, as from a device; "consumer": the WAV waits for the loop, nothing is '
+        "dropped (a CPU slower than real time, e.g. under emulation, still hears every word)",
     )
     parser.add_argument(
         "--inactivity-timeout",
@@ -84,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _demo(base: config.Config, args: argparse.Namespace) -> int:
+    from ..appliance.microphone import WAKE_RATE
     from ..appliance.wiring import SpeakerUnavailable, build, open_speaker, run_until_stopped
     from ..audiofile import WavError, read_audio
     from ..effective import effective
@@ -127,10 +137,27 @@ async def _demo(base: config.Config, args: argparse.Namespace) -> int:
             except SpeakerUnavailable as exc:
                 print(f"voicepi demo: --output: {exc}", file=sys.stderr)
                 return 1
-            built = build(cfg, emit=show, max_sessions=1, player=player)
+            built = build(
+                cfg,
+                emit=show,
+                max_sessions=1,
+                player=player,
+                paced_mic=args.mic_pacing == "consumer",
+            )
             # Nothing may wake it (a short --mic, a model the WAV does not say): end, not hang.
             bound = len(decoded.frames) / decoded.rate + NO_WAKE_TAIL_S
-            watch = asyncio.ensure_future(_no_wake(woke, bound, built.app.request_stop))
+            app = built.app
+            if args.mic_pacing == "consumer":  # mic time, however slow the loop runs
+
+                def heard() -> float:
+                    return app.path.wake_total / WAKE_RATE if app.path else 0.0
+            else:
+                start = time.monotonic()
+
+                def heard() -> float:
+                    return time.monotonic() - start
+
+            watch = asyncio.ensure_future(_no_wake(woke, bound, heard, app.request_stop))
             try:
                 code = await run_until_stopped(built)
             finally:
@@ -155,8 +182,15 @@ async def _demo(base: config.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _no_wake(woke: asyncio.Event, bound: float, stop: Callable[[int], None]) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(woke.wait(), bound)
-        return
-    stop(1)
+async def _no_wake(
+    woke: asyncio.Event, bound: float, heard: Callable[[], float], stop: Callable[[int], None]
+) -> None:
+    """stop(1) once ``heard()`` (seconds of mic audio, or of wall time) passes ``bound``
+    with nothing woken."""
+    while not woke.is_set():
+        left = bound - heard()
+        if left <= 0:
+            stop(1)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woke.wait(), min(left, 0.25))

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import config, effective
+from .. import config, effective, memory
 from .. import events as ev
 from ..logsetup import add_log_format_argument, configure, log_event, set_context
 from .common import add_config_argument
@@ -35,6 +35,7 @@ def emit_to_log(event: ev.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    memory.limit_malloc_arenas()  # before any thread starts
     configure(args.log_format, background=True)  # the loop never waits on journald
     cfg = effective.load_or_exit(args.config)
     logging.getLogger().setLevel(cfg.logging.level.upper())
@@ -66,6 +67,31 @@ def install_signal_handlers(
     return previous
 
 
+class _TrimAtReady:
+    """The appliance's notifier, trimming the heap once at the first READY: start-up (the
+    config, the models, the resampler design, PortAudio's probe, ALSA's configuration)
+    has freed what it used by then, and glibc would keep it resident."""
+
+    def __init__(self, notifier: Any) -> None:
+        self._notifier = notifier
+        self._trimmed = False
+
+    def ready(self) -> None:
+        if not self._trimmed:
+            self._trimmed = True
+            memory.trim_heap()
+        self._notifier.ready()
+
+    def status(self, text: str) -> None:
+        self._notifier.status(text)
+
+    def watchdog(self) -> None:
+        self._notifier.watchdog()
+
+    def stopping(self) -> None:
+        self._notifier.stopping()
+
+
 async def serve(cfg: config.Config, config_path: str | None) -> int:
     """The daemon on ``cfg`` until a stop; the exit status (0, 1, or 78 via SystemExit)."""
     from ..notify import Notifier
@@ -82,9 +108,12 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
             "shows an auth error until the key is added",
             config.API_KEY_PLACES,
         )
+    from hw.audio import watch
+
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
+    watch.poll_on(loop)  # the mic's and speaker's watchdogs run here: no thread each
     # While the speaker is retried and the models load: a stop cancels the start-up.
     originals = install_signal_handlers(
         loop, {signal.SIGTERM: main.cancel, signal.SIGINT: main.cancel}
@@ -92,6 +121,7 @@ async def serve(cfg: config.Config, config_path: str | None) -> int:
     try:
         return await _serve(cfg, config_path, notifier, key, loop)
     finally:
+        watch.poll_on(None)
         for signum, old in originals.items():
             signal.signal(signum, old)
 
@@ -129,7 +159,9 @@ async def _serve(
         return 0
     notifier.status("loading wake word models")
     try:
-        built = build(cfg, emit=emit_to_log, notifier=notifier, api_key=key, player=player)
+        built = build(
+            cfg, emit=emit_to_log, notifier=_TrimAtReady(notifier), api_key=key, player=player
+        )
     except config.ConfigError as exc:
         player.close()
         config.exit_config_error(exc)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..dsp import INT16_FULL_SCALE, SILENCE_DBFS
+from ..memory import drop_file_pages
 from .base import BUILTIN_MODELS, FRAME_SAMPLES, WakewordError, _unique_names
 
 # openWakeWord's streaming layout (pyopen-wakeword's own loops, in their steady state):
@@ -103,6 +104,8 @@ class _Interpreter:
         self.input_tensor = lib.TfLiteInterpreterGetInputTensor(self.interpreter, 0)
         self.output_tensor = lib.TfLiteInterpreterGetOutputTensor(self.interpreter, 0)
         self._out = np.empty(lib.TfLiteTensorByteSize(self.output_tensor) // 4, np.float32)
+        if self.delegate:  # XNNPACK packed the weights into its own buffers: ~3 MB RSS
+            drop_file_pages(path)
 
     def input_shape(self) -> list[int]:
         lib, tensor = self.lib, self.input_tensor

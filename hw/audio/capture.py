@@ -77,6 +77,7 @@ class Capture:
         self.last_sound_time = self.last_frame_time  # last block with a non-zero sample
         self.overflows = 0
         self.consumer_errors = 0
+        self._delivering = False  # inside on_audio (the consumer holds the source)
         self._closed = False
         self._reported = False
         self._report_lock = threading.Lock()
@@ -96,12 +97,18 @@ class Capture:
         self.last_frame_time = now = self._clock()
         if self.silence_timeout > 0 and samples.any():
             self.last_sound_time = now
+        self._delivering = True
         try:
             self._on_audio(samples, first)
         except Exception:  # the consumer's bug must not stop the microphone
             self.consumer_errors += 1
             if self.consumer_errors == 1:
                 log.exception("on_audio callback failed (further failures are counted only)")
+        finally:
+            # A consumer that paces the source (a file: mic waiting for a slow loop) held
+            # it: the time spent in on_audio is not a device stall.
+            self.last_frame_time = self._clock()
+            self._delivering = False
 
     def _health(self) -> BaseException | None:
         """Source-specific failure (stream stopped, thread died); None when fine."""
@@ -117,7 +124,7 @@ class Capture:
             return failure
         t = self._clock() if now is None else now
         idle = t - self.last_frame_time
-        if self.stall_timeout > 0 and idle > self.stall_timeout:
+        if self.stall_timeout > 0 and idle > self.stall_timeout and not self._delivering:
             return CaptureStalled(
                 f"no audio from capture device {self.name!r} for {idle:.1f} s "
                 f"(device removed or stalled)"

@@ -7,6 +7,7 @@ server that appears later (PulseAudio, PipeWire) is only seen by a new instance.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,13 +68,69 @@ def quiet_stderr() -> Iterator[None]:
 
 
 def new_pyaudio(*, quiet: bool = True) -> Any:
-    """A fresh PyAudio instance (fresh device list); the caller must terminate() it."""
+    """A fresh PyAudio instance (fresh device list); the caller must terminate() it.
+
+    The ALSA plugins PortAudio's device probe loaded are unloaded again at once
+    (``release_alsa_probes``)."""
     import pyaudio
 
-    if not quiet:
-        return pyaudio.PyAudio()
-    with quiet_stderr():
-        return pyaudio.PyAudio()
+    hide_encoder_pcms()
+    with quiet_stderr() if quiet else contextlib.nullcontext():
+        pa = pyaudio.PyAudio()
+    release_alsa_probes()
+    return pa
+
+
+# ALSA PCMs that only encode for an S/PDIF receiver: never a voice device, and probing one
+# loads a codec library that cannot be unloaded again (a52: libavcodec, and through it
+# libx265, GLib, X11: 2.7 MB RSS that release_alsa_probes cannot give back).
+ENCODER_PCMS = ("a52",)
+
+
+def _asound() -> Any:
+    try:
+        return ctypes.CDLL("libasound.so.2")  # the copy PortAudio loads
+    except OSError:  # no ALSA (PortAudio built without it)
+        return None
+
+
+def hide_encoder_pcms() -> list[str]:
+    """Remove the ``ENCODER_PCMS`` definitions from this process's ALSA configuration
+    before PortAudio probes every PCM defined there; the names removed. The files are
+    untouched: the configuration alsa-lib reads again later (``release_alsa_probes``)
+    has them back, so such a PCM still opens by name."""
+    asound = _asound()
+    if asound is None or asound.snd_config_update() < 0:
+        return []
+    top = ctypes.c_void_p.in_dll(asound, "snd_config")
+    removed = []
+    for name in ENCODER_PCMS:
+        node = ctypes.c_void_p()
+        found = asound.snd_config_search(top, f"pcm.{name}".encode(), ctypes.byref(node)) == 0
+        if found and asound.snd_config_delete(node) == 0:
+            removed.append(name)
+    return removed
+
+
+def release_alsa_probes() -> bool:
+    """Unload the ALSA plugin modules that no open PCM uses; True if alsa-lib was there.
+
+    PortAudio's ALSA host API opens every PCM the ALSA configuration defines to list
+    devices, and alsa-lib keeps each plugin module it loaded for that: with
+    libasound2-plugins installed the ``a52`` PCM alone maps libavcodec and some sixty
+    libraries, about 11 MB of the daemon's RSS for nothing. alsa-lib's
+    ``snd_config_update_free_global`` (what PortAudio's own Pa_Terminate calls) drops
+    the cached configuration and closes the modules of PCMs not open (reference
+    counted, so open streams keep theirs); the next ``snd_pcm_open`` re-reads the
+    configuration. Sources: alsa-lib src/conf.c and src/dlmisc.c (snd_dlobj_cache_cleanup).
+    """
+    asound = _asound()
+    if asound is None:
+        return False
+    free_global = asound.snd_config_update_free_global
+    free_global.restype = ctypes.c_int
+    free_global.argtypes = []
+    return int(free_global()) == 0
 
 
 def list_devices(pa: Any) -> list[DeviceInfo]:

@@ -1,0 +1,125 @@
+"""The idle daemon's memory cuts (issue #16): each on the real mechanism it relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import mmap
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from daemon import memory
+from hw.audio import watch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mapping_rss_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
+    target, inside, total = str(path.resolve()), False, 0
+    with open("/proc/self/smaps", encoding="utf-8") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+                inside = len(fields) >= 6 and fields[5] == target
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
+
+
+def test_drop_file_pages_gives_back_a_read_only_mapping_and_the_bytes_stay(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "model.bin"
+    data = os.urandom(64 * mmap.PAGESIZE)
+    path.write_bytes(data)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+        assert m[:] == data  # every page touched: resident
+        assert _mapping_rss_kb(path) >= 64 * mmap.PAGESIZE // 1024
+        assert memory.drop_file_pages(path) == len(data)
+        assert _mapping_rss_kb(path) == 0
+        assert m[:] == data  # read again from the page cache
+
+
+def test_drop_file_pages_leaves_writable_mappings_alone(tmp_path: Path) -> None:
+    path = tmp_path / "state.bin"
+    path.write_bytes(bytes(4 * mmap.PAGESIZE))
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as m:
+        m[0] = 7  # a private change that dropping would lose
+        assert memory.drop_file_pages(path) == 0
+        assert m[0] == 7
+
+
+async def test_watchdogs_poll_on_the_loop_without_a_thread_each() -> None:
+    loop = asyncio.get_running_loop()
+    calls: list[str] = []
+    reported: list[tuple[str, BaseException]] = []
+    before = threading.active_count()
+
+    def check() -> BaseException | None:
+        calls.append(threading.current_thread().name)
+        return RuntimeError("stream died") if len(calls) == 3 else None
+
+    def report(exc: BaseException) -> None:
+        reported.append((threading.current_thread().name, exc))
+
+    watch.poll_on(loop)
+    try:
+        dog = watch.Watchdog(check, report, interval=0.01, name="test-watch")
+        assert threading.active_count() == before  # no thread of its own
+        while not reported:
+            await asyncio.sleep(0.01)
+    finally:
+        watch.poll_on(None)
+    main = threading.current_thread().name
+    assert calls == [main] * 3 and [(n, str(e)) for n, e in reported] == [(main, "stream died")]
+    dog.stop()
+    await asyncio.sleep(0.05)
+    assert len(calls) == 3  # reported once, then no more checks
+
+
+async def test_a_stopped_loop_watchdog_checks_no_more() -> None:
+    calls: list[int] = []
+    watch.poll_on(asyncio.get_running_loop())
+    try:
+        dog = watch.Watchdog(lambda: calls.append(1) or None, print, interval=0.01, name="w")
+    finally:
+        watch.poll_on(None)
+    while len(calls) < 2:
+        await asyncio.sleep(0.01)
+    dog.stop()
+    seen = len(calls)
+    await asyncio.sleep(0.05)
+    assert len(calls) == seen
+
+
+PROBE = r"""
+from hw.audio.devices import list_devices, new_pyaudio
+pa = new_pyaudio()
+names = [d.name for d in list_devices(pa)]
+maps = open("/proc/self/maps").read()
+print("a52" if "libasound_module_pcm_a52" in maps else "-", "libavcodec" in maps, names)
+pa.terminate()
+"""
+
+
+def test_portaudio_probe_leaves_no_alsa_encoder_plugin_loaded() -> None:
+    """PortAudio opens every PCM the ALSA configuration defines; the a52 encoder's module
+    maps libavcodec and ~60 libraries (11 MB RSS). None of it stays loaded."""
+    if not glob.glob("/usr/lib/*/alsa-lib/libasound_module_pcm_a52.so"):
+        pytest.skip("no a52 ALSA plugin here (libasound2-plugins)")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("- False "), out.stdout
