@@ -180,6 +180,28 @@ def test_create_response_is_queued_until_the_active_one_is_done() -> None:
     assert S.sent_types(out) == ["response.create"] and "response" not in out[0]
 
 
+def test_a_new_response_ends_one_whose_done_never_came() -> None:
+    """The server runs one response at a time: response.created for another id ends the
+    active one (its audio stops, agent_end "incomplete"); its late response.done is ignored.
+    Found by the liveness property: the old item's audio otherwise never stopped."""
+    p = S.configured()
+    evs = S.feed(p, [S.response_created("resp_2"), S.audio_delta(S.pcm(40), "resp_2", "item_a2")])
+    assert "audio_start" in S.types(evs)
+    evs = S.feed(p, [S.response_created("resp_1")])
+    stopped = [e.item_id for e in evs if isinstance(e, ev.AudioStopped)]
+    ends = [(e.response_id, e.status) for e in evs if isinstance(e, ev.AgentEnd)]
+    assert stopped == ["item_a2"] and ends == [("resp_2", "incomplete")]
+    assert p.response_active
+    evs = S.feed(p, [S.response_done("resp_2")])
+    assert [e for e in evs if isinstance(e, ev.AgentEnd)] == []  # ended once, not twice
+    assert p.response_active  # resp_1 is still the active one
+    evs = S.feed(p, [S.response_done("resp_1")])
+    assert [(e.response_id, e.status) for e in evs if isinstance(e, ev.AgentEnd)] == [
+        ("resp_1", "completed")
+    ]
+    assert not p.response_active
+
+
 def test_a_create_that_lost_the_race_is_retried_after_the_active_response() -> None:
     p = S.configured()
     p.create_response(instructions="mine")

@@ -154,6 +154,13 @@ class Conversation:
 
     def _on_response_created(self, e: dict[str, Any]) -> None:
         rid = w.text(w.obj(e, "response"), "id")
+        stale = self._responses.active_id
+        if stale is not None and stale != rid:
+            # The server runs one response at a time: a new one means the old one's
+            # response.done was lost or comes late. End it now so its audio cannot
+            # hold the speaker; its late response.done is then ignored.
+            self._responses.supersede(stale)
+            self._finish_response({"id": stale, "status": "incomplete"}, pump=False)
         cancel = self._responses.created(rid)
         self._emit(ev.AgentStart(agent=self.agent_name, response_id=rid))
         self._send_all(cancel)
@@ -206,9 +213,11 @@ class Conversation:
             details = w.obj(response, "status_details")
             self._emit(ev.Error(error=from_status_details(status, details)))
             self._responses.clear_queue()
+        if self._responses.was_superseded(w.text(response, "id")):
+            return  # already ended when the next response was created
         self._finish_response(response)
 
-    def _finish_response(self, response: dict[str, Any]) -> None:
+    def _finish_response(self, response: dict[str, Any], *, pump: bool = True) -> None:
         rid = self._responses.current_or(w.text(response, "id"))
         for raw in w.array(response, "output"):
             if isinstance(raw, dict):
@@ -232,4 +241,5 @@ class Conversation:
         self._emit(
             ev.AgentEnd(agent=self.agent_name, output=output, response_id=rid, status=status)
         )
-        self._pump_responses()
+        if pump:
+            self._pump_responses()

@@ -16,6 +16,8 @@ from typing import Any
 # How many sent response.create payloads to remember for re-queueing after a
 # conversation_already_has_active_response error (they are answered quickly).
 _SENT_CREATES_KEPT = 16
+# How many superseded response ids to remember (their late response.done is ignored).
+_SUPERSEDED_KEPT = 16
 
 
 class Phase(enum.Enum):
@@ -42,6 +44,7 @@ class Responses:
         self._pending_calls: set[str] = set()
         self._cancelled: set[str] = set()  # response ids whose late audio must not play
         self._items: dict[str, list[str]] = {}  # response id -> item ids, in order
+        self._superseded: list[str] = []  # ended by a newer response.created (newest last)
 
     @property
     def busy(self) -> bool:
@@ -159,6 +162,18 @@ class Responses:
             self._cancel_on_create = False
             return self.cancel()
         return []
+
+    def supersede(self, response_id: str) -> None:
+        """A newer response.created ended ``response_id`` before its response.done."""
+        self._superseded.append(response_id)
+        del self._superseded[:-_SUPERSEDED_KEPT]
+
+    def was_superseded(self, response_id: str) -> bool:
+        """``response_id`` was already ended by a newer response (its late done is ignored)."""
+        if response_id and response_id in self._superseded:
+            self._superseded.remove(response_id)
+            return True
+        return False
 
     def track(self, response_id: str, item_id: str) -> None:
         """Remember which items a response produced (for agent_end and its cleanup)."""
