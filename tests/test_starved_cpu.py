@@ -106,6 +106,8 @@ async def test_closing_a_paced_handoff_releases_the_waiting_mic() -> None:
     loop.call_soon(closing)
     await asyncio.sleep(0)
     assert released.is_set()
+    handoff.put(np.zeros(BLOCK, dtype=np.int16))  # after close: ignored, not a drop
+    assert handoff.dropped_samples == 0
 
 
 SIGNAL_CHILD = r"""

@@ -68,6 +68,8 @@ class FrameHandoff:
                 and not (self._closed or self._loop.is_closed())
             ):
                 self._room.wait(0.5)
+            if self._closed:
+                return  # the mic is closing: nothing more is taken (nor counted as dropped)
             self._blocks.append(samples)
             self._queued += len(samples)
             while self._queued > self.max_samples and len(self._blocks) > 1:
@@ -102,7 +104,8 @@ class FrameHandoff:
             self._loop.call_soon(self._drain)  # behind what became ready meanwhile
 
     def close(self) -> None:
-        """Release a producer waiting in ``put`` (the loop will take no more); idempotent."""
+        """Release a producer waiting in ``put``; later blocks are ignored (the mic is
+        closing). Idempotent."""
         with self._lock:
             self._closed = True
             self._room.notify_all()
