@@ -20,10 +20,39 @@ class FakeClock:
         self._cond = threading.Condition()
         self._sleepers: dict[int, float] = {}  # thread id -> deadline
         self._closed = False
+        self.reads = 0  # how often a thread read the time (a poller's heartbeat)
+        self._holder: int | None = None
 
     def __call__(self) -> float:
         with self._cond:
+            me = threading.get_ident()
+            self._cond.wait_for(lambda: self._holder in (None, me))
+            self.reads += 1
+            self._cond.notify_all()
             return self._now
+
+    def set(self, elapsed: float) -> None:
+        """Move to ``start + elapsed`` at once, for threads that poll rather than sleep."""
+        with self._cond:
+            self._now = self.start + elapsed
+
+    def hold(self) -> None:
+        """Until ``release``, only this thread reads the clock; others block in the read."""
+        with self._cond:
+            self._holder = threading.get_ident()
+
+    def release(self) -> None:
+        with self._cond:
+            self._holder = None
+            self._cond.notify_all()
+
+    def read_twice(self, timeout: float = 10.0) -> None:
+        """Wait until the time has been read twice more: a poller that computes a value
+        from each read and then writes it has written one computed after now."""
+        with self._cond:
+            target = self.reads + 2
+            ok = self._cond.wait_for(lambda: self.reads >= target, timeout)
+        assert ok, "nothing read the clock"
 
     def sleep(self, seconds: float) -> None:
         me = threading.get_ident()
@@ -72,7 +101,8 @@ class FakeClock:
 
     @property
     def elapsed(self) -> float:
-        return self() - self.start
+        with self._cond:
+            return self._now - self.start
 
     def close(self) -> None:
         """Release every sleeper for good (before closing the threads that sleep here)."""
