@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,8 @@ from daemon.appliance.gpio import build_leds
 from daemon.config import Config, parse
 from hw.leds.apa102 import Apa102Driver, encode
 from hw.leds.patterns import LedInput, Pattern, frame, pattern_for
+from tests import audio_helpers
+from tests.fakeclock import FakeClock
 
 # SPI0 pins (gpiozero's SPI_HARDWARE_PINS): SCLK 11, MOSI 10, CE1 7 (ReSpeaker: device 1)
 CLOCK, MOSI, CE1 = 11, 10, 7
@@ -44,18 +45,27 @@ def factory() -> Iterator[MockFactory]:
     f.reset()
 
 
-def ring(factory: MockFactory, profile: str, **leds: object) -> tuple[Apa102Driver, Capture]:
+def ring(
+    factory: MockFactory, profile: str, clock: FakeClock | None = None, **leds: object
+) -> tuple[Apa102Driver, Capture]:
     capture = Capture(factory)  # before the driver, so the clock pin is the capturing kind
     cfg = parse({"hardware": {"profile": profile}, "leds": leds})
-    driver = build_leds(cfg, pin_factory=factory)
+    driver = build_leds(cfg, pin_factory=factory, clock=clock or FakeClock())
     assert isinstance(driver, Apa102Driver)
     return driver, capture
 
 
 def wait_for(capture: Capture, count: int, timeout: float = 3.0) -> None:
-    end = time.monotonic() + timeout
-    while len(capture.frames) < count and time.monotonic() < end:
-        time.sleep(0.01)
+    audio_helpers.wait_for(lambda: len(capture.frames) >= count, timeout)
+
+
+def frame_at(clock: FakeClock, capture: Capture, t: float) -> tuple[bytes, float]:
+    """The frame the render thread wrote at ``t`` fake seconds after the show (it reads
+    the clock, writes that frame if it changed, waits a frame, reads again), and ``t``
+    as the driver computes it (clock() - start, in floating point)."""
+    clock.set(t)
+    clock.read_twice()
+    return capture.frames[-1], (clock.start + t) - clock.start
 
 
 def test_three_pixels_exact_bytes(factory: MockFactory) -> None:
@@ -91,22 +101,30 @@ def test_encode_is_the_datasheet_frame() -> None:
 
 
 def test_steady_pattern_is_written_once_spin_keeps_moving(factory: MockFactory) -> None:
-    driver, capture = ring(factory, "respeaker-4mic", brightness=1.0)
+    clock = FakeClock()
+    driver, capture = ring(factory, "respeaker-4mic", clock, brightness=1.0)
     try:
         solid = Pattern("s", (0, 0, 255))
         driver.show(solid)
-        time.sleep(0.3)
+        wait_for(capture, 1)
         driver.show(solid)  # same pattern again: no-op
-        time.sleep(0.1)
-        assert len(capture.frames) == 1
-        driver.show(Pattern("spin", (0, 255, 0), "spin", 0.6))
-        time.sleep(0.6)
-        spins = capture.frames[1:]
-        assert len(spins) >= 4 and len(set(spins)) >= 4
-        greens = [f[6:52:4] for f in spins]  # pixel i's green byte is at 4 + 4i + 2
-        heads = {g.index(max(g)) for g in greens}
-        assert len(heads) >= 3  # the brightest green pixel moves round
+        spin = Pattern("spin", (0, 255, 0), "spin", 0.6)
+        driver.show(spin)
+        wait_for(capture, 2)
+        # One solid frame, then the spin's: the render thread is sequential, so a rewrite
+        # of the steady frame would sit between them.
+        assert capture.frames[0] == encode(frame(solid, 0.0, 12), 31)
+        assert capture.frames[1] == encode(frame(spin, 0.0, 12), 31)
+        heads = set()
+        for k in range(1, 9):  # the spin at eighths of its period, on the fake clock
+            t = k * 0.6 / 8
+            got, t = frame_at(clock, capture, t)
+            assert got == encode(frame(spin, t, 12), 31), k
+            greens = got[6:52:4]  # pixel i's green byte is at 4 + 4i + 2
+            heads.add(greens.index(max(greens)))
+        assert len(heads) >= 7  # the brightest green pixel moves round
     finally:
+        clock.close()
         driver.close()
 
 
@@ -132,27 +150,22 @@ def test_no_ring_for_usb_array_or_generic() -> None:
     )
 )
 def test_ring_ends_in_the_last_pattern(factory: MockFactory, seq: list[LedInput]) -> None:
-    driver, capture = ring(factory, "respeaker-2mic", brightness=1.0)
+    clock = FakeClock()
+    driver, capture = ring(factory, "respeaker-2mic", clock, brightness=1.0)
     try:
         cfg = parse({}).leds
         for inp in seq:
             driver.show(pattern_for(inp, cfg))
         final = pattern_for(seq[-1], cfg)
-        time.sleep(0.15)
-        last = capture.frames[-1]
-        pixels = [(last[i + 3], last[i + 2], last[i + 1]) for i in range(4, 16, 4)]
+        # The fake clock stands still during the shows: the final pattern's phase is 0.
         if not final.animated:
-            assert pixels == frame(final, 0.0, 3)
-        else:  # some point of the final pattern's own envelope, in its own colour
-            candidates = {tuple(frame(final, i / 400 * final.period, 3)) for i in range(401)}
-            assert any(
-                all(
-                    abs(a - b) <= 2
-                    for p, q in zip(pixels, c, strict=True)
-                    for a, b in zip(p, q, strict=True)
-                )
-                for c in candidates
-            ), (pixels, final)
+            want = encode(frame(final, 0.0, 3), 31)
+            audio_helpers.wait_for(lambda: bool(capture.frames) and capture.frames[-1] == want)
+        else:
+            for at in (0.0, 0.3 * final.period, 0.7 * final.period):
+                got, t = frame_at(clock, capture, at)
+                assert got == encode(frame(final, t, 3), 31), (t, final)
     finally:
+        clock.close()
         driver.close()
         factory.reset()

@@ -1,9 +1,8 @@
-"""file:PATH capture and playback: real threads, real time, real WAV files."""
+"""file:PATH capture and playback: real threads and WAV files, paced on a fake clock."""
 
 from __future__ import annotations
 
 import threading
-import time
 import wave
 from pathlib import Path
 
@@ -22,36 +21,64 @@ from hw.audio import (
     write_wav,
 )
 from tests.audio_helpers import Collector, Tracker, wait_for
+from tests.fakeclock import FakeClock
 from tests.pulse import active_span, best_lag, chirp_noise, tone
 
 
-def test_file_input_is_paced_in_real_time_then_silent_forever(tmp_path: Path) -> None:
+def capture_threads(path: Path) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"capture {path}"]
+
+
+def test_file_input_is_paced_by_its_clock_then_silent_forever(tmp_path: Path) -> None:
     clip = chirp_noise(0.4, 16000)
     path = tmp_path / "in.wav"
     write_wav(path, clip, 16000)
     c = Collector()
-    started = time.monotonic()
-    cap = open_capture(f"file:{path}", on_audio=c.on_audio, on_error=c.on_error)
+    clock = FakeClock()
+    cap = open_capture(
+        f"file:{path}", on_audio=c.on_audio, on_error=c.on_error, clock=clock, sleep=clock.sleep
+    )
     try:
         assert cap.rate == 16000 and cap.block_frames == 320
-        time.sleep(1.0)
-        elapsed = time.monotonic() - started
-        got = c.frames()
-        # Real-time pace: within 100 ms of the wall clock (and never far ahead).
-        assert abs(got - elapsed * 16000) < 1600, (got, elapsed)
+        # The first block at open, then exactly 16000 frames per simulated second.
+        for second in (0, 1, 2, 5):
+            clock.run_to(second + 0.01)
+            assert c.frames() == 320 + 16000 * second, second
         audio = c.audio()
         assert np.array_equal(audio[: len(clip)], clip)
-        assert not audio[len(clip) :].any()  # silence after the file...
-        wait_for(lambda: c.frames() > got + 3200)  # ...and it keeps coming
+        assert not audio[len(clip) :].any()  # silence after the file, and it keeps coming
         firsts = [f for f, _ in c.blocks]
         assert firsts == list(range(0, 320 * len(firsts), 320))  # contiguous frame counter
         assert isinstance(cap, FileCapture) and cap.finished_file
         assert c.errors == []
     finally:
+        clock.close()
         cap.close()
     n = c.frames()
-    time.sleep(0.1)
-    assert c.frames() == n  # closed means closed
+    assert capture_threads(path) == []  # closed means closed: no thread left to deliver
+    assert c.frames() == n
+
+
+def test_a_file_mic_resumed_late_resyncs_instead_of_bursting(tmp_path: Path) -> None:
+    """A suspended process (or a stalled machine) resumes 2 s late: the mic goes on from
+    now, one block for now, rather than delivering the 100 blocks it missed at once."""
+    path = tmp_path / "in.wav"
+    write_wav(path, chirp_noise(0.2, 16000), 16000)
+    c = Collector()
+    clock = FakeClock()
+    cap = open_capture(
+        f"file:{path}", on_audio=c.on_audio, clock=clock, sleep=clock.sleep, watchdog=False
+    )
+    try:
+        clock.run_to(0.01)
+        assert c.frames() == 320
+        clock.jump(2.0)
+        assert c.frames() == 320 + 2 * 320  # the late block, then one due now
+        clock.advance(1.0)
+        assert c.frames() == 320 + 2 * 320 + 16000
+    finally:
+        clock.close()
+        cap.close()
 
 
 def test_file_input_loops(tmp_path: Path) -> None:
@@ -200,24 +227,31 @@ def test_read_wav_sample_widths(tmp_path: Path, width: int) -> None:
     assert frames[:, 0].tolist() == x.tolist()
 
 
-def test_file_output_writes_what_was_played_in_real_time(tmp_path: Path) -> None:
+def run_until(clock: FakeClock, event: threading.Event, limit: float) -> None:
+    """Step the simulated clock a block at a time until ``event`` is set (by ``limit`` s)."""
+    while not event.is_set():
+        assert clock.elapsed < limit, "never happened in simulated time"
+        clock.advance(0.02)
+
+
+def test_file_output_writes_what_was_played_at_its_clock(tmp_path: Path) -> None:
     out = tmp_path / "out.wav"
     t = Tracker()
-    started = time.monotonic()
-    player = open_player(f"file:{out}", volume=100, tracker=t)
+    clock = FakeClock()
+    player = open_player(f"file:{out}", volume=100, tracker=t, clock=clock, sleep=clock.sleep)
     try:
         assert isinstance(player, FilePlayer) and player.output_latency == 0.0
-        time.sleep(0.2)
+        clock.run_to(0.21)  # ten 20 ms blocks of silence: file time is the clock's time
+        assert player.frames_written == 10 * 480
         sound = tone(440, 0.3, 24000)
         player.write("a", sound.tobytes())
         player.end_of_item("a")
-        assert t.drained.wait(3.0)
+        run_until(clock, t.drained, 1.0)
         assert t.finished() == ["a"]
-        time.sleep(0.2)
-        written = player.frames_written  # type: ignore[attr-defined]
-        elapsed = time.monotonic() - started
-        assert abs(written - elapsed * 24000) < 0.1 * 24000  # silence kept: file time = wall time
+        clock.advance(0.2)
+        assert player.frames_written == round(clock.elapsed / 0.02) * 480  # silence kept
     finally:
+        clock.close()
         player.close()
     frames, rate = read_wav(out)
     assert rate == 24000 and frames.shape[1] == 1
@@ -225,41 +259,48 @@ def test_file_output_writes_what_was_played_in_real_time(tmp_path: Path) -> None
     span = active_span(data, 24000)
     assert span is not None
     lag, corr = best_lag(data, sound)
-    assert corr > 0.999 and span[0] <= lag + 24
-    assert 0.15 * 24000 < lag < 0.35 * 24000  # it sounded when it was written, not at once
+    # It sounded in the first block rendered after the write, not at open or at once.
+    assert corr > 0.999 and lag == 10 * 480 and span[0] <= lag + 24, (lag, span)
 
 
 def test_file_output_flush_matches_the_played_count(tmp_path: Path) -> None:
     out = tmp_path / "flush.wav"
-    player = open_player(f"file:{out}", volume=100, jitter_ms=60)
+    clock = FakeClock()
+    player = open_player(f"file:{out}", volume=100, jitter_ms=60, clock=clock, sleep=clock.sleep)
     try:
         player.write("long", tone(300, 3.0, 24000).tobytes())
-        time.sleep(0.5)
+        clock.run_to(0.51)  # 25 blocks rendered
         played = player.flush()
-        time.sleep(0.15)
+        clock.advance(0.15)
         assert not player.is_playing
     finally:
+        clock.close()
         player.close()
     data = read_wav(out)[0][:, 0]
     span = active_span(data, 24000)
     assert span is not None
     sounded = span[1] - span[0]
     fade = int(0.005 * 24000)
-    assert 0.3 * 24000 < played["long"] < 0.7 * 24000
+    assert played["long"] == 25 * 480  # exactly what the speaker consumed by then
     assert played["long"] <= sounded <= played["long"] + fade + 24  # 1 ms analysis window
 
 
 def test_file_output_without_silence(tmp_path: Path) -> None:
     out = tmp_path / "compact.wav"
     t = Tracker()
-    player = open_player(f"file:{out}", volume=100, keep_silence=False, tracker=t)
+    clock = FakeClock()
+    player = open_player(
+        f"file:{out}", volume=100, keep_silence=False, tracker=t, clock=clock, sleep=clock.sleep
+    )
     try:
-        time.sleep(0.3)
+        clock.run_to(0.31)
+        assert player.frames_written == 0  # idle blocks are not written
         player.write("a", tone(440, 0.2, 24000).tobytes())
         player.end_of_item("a")
-        assert t.drained.wait(3.0)
-        time.sleep(0.2)
+        run_until(clock, t.drained, 1.0)
+        clock.advance(0.2)
     finally:
+        clock.close()
         player.close()
     data = read_wav(out)[0][:, 0]
     assert len(data) <= 0.2 * 24000 + 2 * 480  # only the blocks that carried sound

@@ -28,7 +28,15 @@ from hw.audio import (
     open_player,
 )
 from tests.audio_helpers import Collector, Tracker, wait_for
-from tests.pulse import MIC_RATE, PulseServer, active_span, best_lag, chirp_noise, tone
+from tests.pulse import (
+    MIC_RATE,
+    PulseServer,
+    Recording,
+    active_span,
+    best_lag,
+    chirp_noise,
+    tone,
+)
 
 pytestmark = pytest.mark.pulse
 
@@ -157,7 +165,7 @@ def test_mic_removal_is_reported(pulse_mic: PulseServer) -> None:
         assert when - removed < 4.0
         if isinstance(exc, CaptureStalled):
             assert "pulse" in str(exc)
-        time.sleep(0.5)
+        time.sleep(0.5)  # two watchdog periods: an absence (load only makes it pass)
         assert len(c.errors) == 1  # reported once
     finally:
         cap.close()
@@ -176,6 +184,14 @@ def test_unknown_device_names_the_spec_and_lists_what_exists(pulse: PulseServer)
 # --------------------------------------------------------------------------- playback
 
 
+def played_on(rec: Recording, seconds: float, timeout: float = 15.0) -> None:
+    """Wait until ``rec`` holds ``seconds`` more audio than now: the sink played on that
+    far, so what was queued before is in the recording (a condition on the recording,
+    not a sleep the machine's load can outrun)."""
+    want = rec.frames + int(seconds * rec.rate)
+    wait_for(lambda: rec.frames >= want, timeout)
+
+
 def _play_one_item(
     pulse: PulseServer, sound: np.ndarray, **player_args: Any
 ) -> tuple[Player, float, Tracker, np.ndarray]:
@@ -189,7 +205,7 @@ def _play_one_item(
         player.end_of_item("a")
         assert t.drained.wait(5.0)
         latency = player.output_latency
-        time.sleep(0.3 + latency)
+        played_on(rec, 0.3 + latency)
     finally:
         player.close()
         recorded = rec.stop()
@@ -223,7 +239,7 @@ def test_jitter_buffer_holds_playback_until_enough_is_queued(pulse: PulseServer)
     player = open_player("pulse", volume=100, tracker=t, jitter_ms=120)
     try:
         player.write("a", tone(500, 0.05, 24000).tobytes())  # 50 ms < 120 ms
-        time.sleep(0.4)
+        played_on(rec, 0.4)  # the sink ran on 0.4 s with 50 ms queued
         assert not t.started.is_set() and not player.is_playing
         held = rec.samples()
         player.write("a", tone(500, 0.1, 24000).tobytes())  # 150 ms queued: go
@@ -231,7 +247,7 @@ def test_jitter_buffer_holds_playback_until_enough_is_queued(pulse: PulseServer)
         assert player.is_playing
         player.end_of_item("a")
         assert t.drained.wait(3.0)
-        time.sleep(0.2 + player.output_latency)
+        played_on(rec, 0.2 + player.output_latency)
     finally:
         player.close()
         recorded = rec.stop()
@@ -253,7 +269,7 @@ def test_per_item_counts_and_order(pulse: PulseServer) -> None:
         player.write("b", b.tobytes())
         player.end_of_item("b")
         assert t.drained.wait(5.0)
-        time.sleep(0.2 + player.output_latency)
+        played_on(rec, 0.2 + player.output_latency)
     finally:
         player.close()
         recorded = rec.stop()
@@ -281,11 +297,11 @@ def test_flush_silences_within_a_block_and_counts_what_sounded(
     try:
         player.write("long", tone(350, 4.0, 24000).tobytes())
         assert t.started.wait(2.0)
-        time.sleep(0.7)
+        played_on(rec, 0.7)  # let it play a while (by the sink's clock)
         played = player.flush()["long"]
         flushed_at = time.monotonic()
         latency = player.output_latency
-        time.sleep(0.4 + latency)
+        played_on(rec, 0.4 + latency)
         assert not player.is_playing
     finally:
         player.close()
@@ -299,7 +315,8 @@ def test_flush_silences_within_a_block_and_counts_what_sounded(
     # What reached the sink is what the callback counted, to within one block
     # (plus the fade and 2 ms for PulseAudio's resampler smear at the edges).
     assert abs(sounded - played) <= block + fade + 48, (sounded, played)
-    # And it stopped within one block plus the device latency of the flush call.
+    # And it stopped within one block plus the device latency of the flush call. (An
+    # upper bound on wall time: load can only widen it, never make it fail.)
     wall = (flushed_at - started_at) * 24000
     assert sounded <= wall + block + latency * 24000 + 0.05 * 24000, (sounded, wall)
     assert t.progress["long"] <= played  # progress never ran ahead of the flush report
@@ -319,7 +336,7 @@ def test_volume_change_is_audible(pulse: PulseServer) -> None:
         player.write("b", tone(500, 0.3, 24000).tobytes())
         player.end_of_item("b")
         assert t.drained.wait(3.0)
-        time.sleep(0.2 + player.output_latency)
+        played_on(rec, 0.2 + player.output_latency)
     finally:
         player.close()
         recorded = rec.stop().astype(np.float64)
@@ -367,7 +384,7 @@ def test_an_idle_output_stream_is_parked_and_the_next_item_plays_in_full(
         wait_for(lambda: player.parked, timeout=10.0)
         assert player._health() is None  # parked is healthy, not a stopped device
         calls = player.engine.frames_rendered
-        time.sleep(0.3)
+        played_on(rec, 0.3)  # the sink ran on 0.3 s
         assert player.engine.frames_rendered == calls  # no callbacks while parked
         for n in range(2):  # parked, restarted, parked again, restarted again
             sound = chirp_noise(0.5, 24000, seed=20 + n)

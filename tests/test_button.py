@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +16,7 @@ from daemon.appliance.button_map import button_action
 from daemon.appliance.gpio import build_button
 from daemon.config import ButtonConfig, Config
 from hw.button import GestureButton, GestureRecognizer
+from tests.fakeclock import FakeClock
 
 PIN = 17
 
@@ -100,72 +101,78 @@ def factory() -> Iterator[MockFactory]:
     f.reset()
 
 
-def _open(on_gesture: Any, factory: MockFactory) -> GestureButton:
-    """CFG's button, through the wiring's config -> plain values mapping."""
-    b = build_button(Config(button=CFG), on_gesture, pin_factory=factory)
+def _open(on_gesture: Any, factory: MockFactory, clock: FakeClock) -> GestureButton:
+    """CFG's button, through the wiring's config -> plain values mapping, on ``clock``."""
+    b = build_button(Config(button=CFG), on_gesture, pin_factory=factory, clock=clock)
     assert b is not None
     return b
 
 
+@dataclasses.dataclass
+class Opened:
+    button: GestureButton
+    clock: FakeClock
+    got: queue.Queue[str]
+
+    def tap(self, pin: Any, at: float, held: float = 0.05) -> None:
+        """Press at ``at`` fake seconds, release ``held`` later (pull-up: pressed = low)."""
+        self.clock.set(at)
+        pin.drive_low()
+        self.clock.set(at + held)
+        pin.drive_high()
+
+    def gestures_at(self, t: float, count: int) -> list[str]:
+        """Move to ``t``; the ``count`` gestures the button says (its thread polls at its
+        deadlines), checking that nothing more is due by ``t``."""
+        self.clock.set(t)
+        out = [self.got.get(timeout=10) for _ in range(count)]
+        deadline = self.button.recognizer.deadline()
+        assert deadline is None or deadline > self.clock.start + t, "a gesture is overdue"
+        return out
+
+    def close(self) -> None:
+        self.button.close()  # joins the thread: whatever it said is in the queue
+        assert self.got.empty(), list(self.got.queue)
+
+
 @pytest.fixture
-def button(factory: MockFactory) -> Iterator[tuple[GestureButton, queue.Queue[str]]]:
+def opened(factory: MockFactory) -> Iterator[Opened]:
     got: queue.Queue[str] = queue.Queue()
-    b = _open(got.put, factory)
-    yield b, got
-    b.close()
+    clock = FakeClock()
+    o = Opened(_open(got.put, factory, clock), clock, got)
+    yield o
+    o.close()
 
 
-def tap(pin: Any, held: float = 0.05) -> None:
-    pin.drive_low()  # pull-up wiring: pressed = low
-    time.sleep(held)
-    pin.drive_high()
+def test_single_press(factory: MockFactory, opened: Opened) -> None:
+    opened.tap(factory.pin(PIN), 0.0)
+    assert opened.gestures_at(0.2, 0) == []  # the double-press window is still open
+    assert opened.gestures_at(0.31, 1) == ["press"]
 
 
-def drain(got: queue.Queue[str], wait: float) -> list[str]:
-    time.sleep(wait)
-    out = []
-    while not got.empty():
-        out.append(got.get_nowait())
-    return out
-
-
-def test_single_press(factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]) -> None:
-    _b, got = button
-    tap(factory.pin(PIN))
-    assert drain(got, 0.1) == []  # the double-press window is still open
-    assert drain(got, 0.4) == ["press"]
-
-
-def test_double_press(factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]) -> None:
-    _b, got = button
+def test_double_press(factory: MockFactory, opened: Opened) -> None:
     pin = factory.pin(PIN)
-    tap(pin)
-    time.sleep(0.08)
-    tap(pin)
-    assert drain(got, 0.5) == ["double"]
+    opened.tap(pin, 0.0)
+    opened.tap(pin, 0.13)
+    assert opened.gestures_at(0.6, 1) == ["double"]
 
 
-def test_long_press_fires_while_held(
-    factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]
-) -> None:
-    _b, got = button
+def test_long_press_fires_while_held(factory: MockFactory, opened: Opened) -> None:
     pin = factory.pin(PIN)
+    opened.clock.set(0.0)
     pin.drive_low()
-    assert drain(got, 0.3) == []
-    assert drain(got, 0.4) == ["long"]  # still held
+    assert opened.gestures_at(0.3, 0) == []
+    assert opened.gestures_at(0.51, 1) == ["long"]  # still held
+    opened.clock.set(0.7)
     pin.drive_high()
-    assert drain(got, 0.4) == []
+    assert opened.gestures_at(1.1, 0) == []
 
 
-def test_slow_second_press_is_two_presses(
-    factory: MockFactory, button: tuple[GestureButton, queue.Queue[str]]
-) -> None:
-    _b, got = button
+def test_slow_second_press_is_two_presses(factory: MockFactory, opened: Opened) -> None:
     pin = factory.pin(PIN)
-    tap(pin)
-    time.sleep(0.4)
-    tap(pin)
-    assert drain(got, 0.5) == ["press", "press"]
+    opened.tap(pin, 0.0)
+    opened.tap(pin, 0.45)
+    assert opened.gestures_at(1.0, 2) == ["press", "press"]
 
 
 def test_no_pin_no_button() -> None:
@@ -207,32 +214,34 @@ def test_gestures_reach_the_appliance(factory: MockFactory) -> None:
     app = Appliance(Config(), parts)
     app.sm.update(ready=True)
     got: queue.Queue[str] = queue.Queue()
-    b = _open(got.put, factory)
+    clock = FakeClock()
+    o = Opened(_open(got.put, factory, clock), clock, got)
     pin = factory.pin(PIN)
 
-    def deliver(wait: float) -> None:
-        for gesture in drain(got, wait):  # on the test's thread, as the loop would
+    def deliver(t: float, count: int) -> None:
+        for gesture in o.gestures_at(t, count):  # on the test's thread, as the loop would
             app.button(gesture, button_action(gesture, app.sm.state, app.sm.facts.approval_pending))
 
     try:
+        clock.set(0.0)
         pin.drive_low()
-        deliver(0.7)
+        deliver(0.7, 1)
         pin.drive_high()
         assert app.sm.state == "muted"
-        tap(pin)
-        deliver(0.5)  # press while muted: nothing
+        o.tap(pin, 1.0)
+        deliver(1.5, 1)  # press while muted: nothing
+        clock.set(2.0)
         pin.drive_low()
-        deliver(0.7)
+        deliver(2.7, 1)
         pin.drive_high()
         assert app.sm.state == "idle"
-        tap(pin)
-        time.sleep(0.05)
-        tap(pin)
-        deliver(0.5)
-        tap(pin)
-        deliver(0.5)
+        o.tap(pin, 3.0)
+        o.tap(pin, 3.1)
+        deliver(3.6, 1)
+        o.tap(pin, 4.0)
+        deliver(4.5, 1)
     finally:
-        b.close()
+        o.close()
     pressed = [(e.gesture, e.action) for e in emitted if isinstance(e, ev.ButtonPressed)]
     assert pressed == [
         ("long", "mute_toggle"),

@@ -1,17 +1,21 @@
-"""gpiozero LED / PWMLED / RGBLED drivers on gpiozero's MockFactory, asserted over time.
+"""gpiozero LED / PWMLED / RGBLED drivers on gpiozero's MockFactory: what each pin shows.
 
-Each mock pin keeps its change history; we rebuild the value timeline and compare it
-with what patterns.intensity() says, allowing a small start-up lag (the thread that
-renders starts after show() returns) and a tolerance for gpiozero's 25 fps fades.
+No wall clock: where voicepi computes the level itself (a PWMLED below full scale runs
+a generator in gpiozero's source thread), the driver reads an injected fake clock and
+the pin is sampled at simulated times against ``patterns.intensity``. Where gpiozero's
+own blink/pulse thread keeps time, the test checks the on/off and fade times handed to
+gpiozero and the ORDER of the values the pin went through (a blink alternates its two
+levels; a fade moves in small steps between its floor and peak, turning only there).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable, Iterator
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -21,53 +25,16 @@ from hypothesis import strategies as st
 from daemon.appliance.gpio import build_leds
 from daemon.config import LED_PATTERN_KEYS, Config, ConfigError, LedsConfig, parse
 from daemon.vocab import ApplianceState
-from hw.leds.drivers import OnOffLedDriver, PwmLedDriver, RgbLedDriver
-from hw.leds.patterns import LedInput, Pattern, all_patterns, intensity, pattern_for
+from hw.leds.drivers import SOURCE_DELAY, OnOffLedDriver, PwmLedDriver, RgbLedDriver
+from hw.leds.patterns import LedInput, Pattern, all_patterns, envelope, intensity, pattern_for
 from tests.audio_helpers import wait_for
+from tests.fakeclock import FakeClock
 
 LED_PIN, PWM_PIN, RGB_PINS = 5, 6, (17, 27, 22)
+ALL_PINS = (LED_PIN, PWM_PIN, *RGB_PINS)
 STATES = list(get_args(ApplianceState))  # the one state vocabulary, in its order
-
-
-class Timeline:
-    """A mock pin's value history as (absolute monotonic time, value) steps."""
-
-    def __init__(self, pin: MockPWMPin) -> None:
-        self.pin = pin
-        pin.clear_states()
-        self.start = time.monotonic()
-
-    def steps(self) -> list[tuple[float, float]]:
-        t = self.start
-        out = []
-        for state in list(self.pin.states):
-            t += state.timestamp
-            out.append((t, float(state.state)))
-        return out
-
-    def value_at(self, t: float, steps: list[tuple[float, float]]) -> float:
-        value = steps[0][1]
-        for when, v in steps:
-            if when > t:
-                break
-            value = v
-        return value
-
-
-def fit_error(
-    tl: Timeline, expected: Callable[[float], float], since: float, start: float, end: float
-) -> float:
-    """Mean |pin - expected| over [start, end] at the best lag of 0..100 ms (late threads)."""
-    steps = tl.steps()
-    samples = [start + (end - start) * i / 200 for i in range(201)]
-    best = 1.0
-    for lag_ms in range(0, 101, 2):
-        lag = lag_ms / 1000
-        err = sum(abs(tl.value_at(t, steps) - expected(t - since - lag)) for t in samples) / len(
-            samples
-        )
-        best = min(best, err)
-    return best
+FPS = 25  # gpiozero's fade frame rate (PWMLED/RGBLED._blink_device)
+EPS = 1e-6
 
 
 def cfg_with(**leds: object) -> Config:
@@ -81,121 +48,346 @@ def factory() -> Iterator[MockFactory]:
     f.reset()
 
 
-def build_three(factory: MockFactory, brightness: float) -> tuple[object, object, object]:
-    led = build_leds(
-        cfg_with(driver="led", pins=(LED_PIN,), brightness=brightness), pin_factory=factory
-    )
-    pwm = build_leds(
-        cfg_with(driver="pwmled", pins=(PWM_PIN,), brightness=brightness), pin_factory=factory
-    )
-    rgb = build_leds(
-        cfg_with(driver="rgbled", pins=RGB_PINS, brightness=brightness), pin_factory=factory
-    )
+Drivers = tuple[OnOffLedDriver, PwmLedDriver, RgbLedDriver]
+
+
+def build_three(factory: MockFactory, brightness: float, clock: FakeClock) -> Drivers:
+    def build(driver: str, pins: tuple[int, ...]) -> object:
+        cfg = cfg_with(driver=driver, pins=pins, brightness=brightness)
+        return build_leds(cfg, pin_factory=factory, clock=clock)
+
+    led, pwm, rgb = build("led", (LED_PIN,)), build("pwmled", (PWM_PIN,)), build("rgbled", RGB_PINS)
     assert isinstance(led, OnOffLedDriver) and isinstance(pwm, PwmLedDriver)
     assert isinstance(rgb, RgbLedDriver)
     return led, pwm, rgb
 
 
-def led_expected(p: Pattern) -> Callable[[float], float]:
+# --------------------------------------------------------------------------- what each pin does
+
+
+@dataclasses.dataclass(frozen=True)
+class Steady:
+    """The pin holds ``value``; no gpiozero thread writes it."""
+
+    value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Threaded:
+    """gpiozero's blink thread renders it: ``args`` as handed to gpiozero's
+    ``_blink_device``; the pin moves between ``low`` and ``high``, by steps of at most
+    ``step`` (a fade) or straight across (``step`` None: a blink)."""
+
+    args: tuple[object, ...]
+    low: float
+    high: float
+    step: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Computed:
+    """voicepi's generator in gpiozero's source thread: the pin shows ``level(t)``."""
+
+    level: Callable[[float], float]
+
+
+Render = Steady | Threaded | Computed
+
+
+def blink_times(p: Pattern) -> tuple[float, float]:
+    return p.period * p.duty, p.period * (1 - p.duty)
+
+
+def fade_step(low: float, high: float, fade: float) -> float:
+    # gpiozero fades in int(FPS * fade) frames, then jumps to the end: at most 2 steps
+    return 2 * (high - low) / int(FPS * fade) + EPS
+
+
+def expected_led(p: Pattern, brightness: float) -> Render:
     """An on/off LED: solid on, blinks as patterned, fades become blinks at their period."""
-    if p.effect in ("pulse", "breathe"):
-        p = dataclasses.replace(p, effect="blink", duty=0.5, level=1.0)
-    return lambda t: 1.0 if intensity(p, t) > 0 else 0.0
+    if p.effect == "off" or p.level <= 0 or brightness <= 0:
+        return Steady(0.0)
+    if p.effect in ("solid", "spin") or p.period <= 0:
+        return Steady(1.0)
+    times = blink_times(p) if p.effect == "blink" else (p.period / 2, p.period / 2)
+    return Threaded((*times, None), 0.0, 1.0, None)
 
 
-def check_all(
+def expected_pwm(p: Pattern, brightness: float) -> Render:
+    peak = min(1.0, p.level * brightness)
+    if p.effect == "off" or peak <= 0:
+        return Steady(0.0)
+    if p.effect in ("solid", "spin") or p.period <= 0:
+        return Steady(peak)
+    if peak >= 0.999 and envelope(p)[0] == 0:  # full scale: gpiozero's own blink/pulse
+        if p.effect == "blink":
+            return Threaded((*blink_times(p), 0, 0, None), 0.0, 1.0, None)
+        half = p.period / 2
+        return Threaded((0, 0, half, half, None), 0.0, 1.0, fade_step(0, 1, half))
+    return Computed(lambda t: min(1.0, intensity(p, t) * brightness))
+
+
+def rgb(p: Pattern, level: float, brightness: float) -> tuple[float, float, float]:
+    f = min(1.0, level * brightness) / 255
+    r, g, b = p.color
+    return (min(1.0, r * f), min(1.0, g * f), min(1.0, b * f))
+
+
+def expected_rgb(p: Pattern, brightness: float) -> list[Render]:
+    """One Render per pin (red, green, blue), with the thread's args for the whole LED."""
+    low, high = envelope(p)
+    if p.effect == "off" or high <= 0:
+        return [Steady(0.0)] * 3
+    on = rgb(p, high, brightness)
+    if p.effect in ("solid", "spin") or p.period <= 0:
+        return [Steady(c) for c in on]
+    if p.effect == "blink":
+        args = (*blink_times(p), 0, 0, on, (0, 0, 0), None)
+        return [Threaded(args, 0.0, c, None) for c in on]
+    off = rgb(p, low, brightness)
+    half = p.period / 2
+    args = (0, 0, half, half, on, off, None)
+    return [Threaded(args, lo, hi, fade_step(lo, hi, half)) for lo, hi in zip(off, on, strict=True)]
+
+
+def expected_pins(p: Pattern, brightness: float) -> dict[int, Render]:
+    return {
+        LED_PIN: expected_led(p, brightness),
+        PWM_PIN: expected_pwm(p, brightness),
+        **dict(zip(RGB_PINS, expected_rgb(p, brightness), strict=True)),
+    }
+
+
+# --------------------------------------------------------------------------- checking a pin
+
+
+def blink_args(device: Any) -> tuple[object, ...] | None:
+    """The timing gpiozero's running blink/pulse thread was started with, if any."""
+    thread = getattr(device, "_blink_thread", None)
+    return None if thread is None else tuple(thread._args)
+
+
+def history(factory: MockFactory, pin: int, since: int) -> list[float]:
+    """The values ``pin`` changed to after its ``since``-th recorded change."""
+    return [float(s.state) for s in list(factory.pin(pin).states)[since:]]
+
+
+def order_problems(r: Threaded, values: list[float], fresh: bool = False) -> list[str]:
+    """What is wrong with ``values`` (in the order the pin took them) for ``r``;
+    ``fresh``: recorded from the show on (a blink starts lit, a fade dark)."""
+    out: list[str] = []
+    lo, hi = min(r.low, r.high), max(r.low, r.high)
+    first = r.high if r.step is None else r.low
+    if fresh and values and values[0] != pytest.approx(first, abs=r.step or EPS):
+        out.append(f"started at {values[0]:.3f}, not {first:.3f}")
+    if any(not lo - EPS <= v <= hi + EPS for v in values):
+        out.append(f"values outside [{lo:.3f}, {hi:.3f}]: {values}")
+    if r.step is None:
+        if any(v != pytest.approx(lo) and v != pytest.approx(hi) for v in values):
+            out.append(f"a blink between {lo:.3f} and {hi:.3f} went through {values}")
+        return out
+    for a, b in itertools.pairwise(values):
+        if abs(b - a) > r.step:
+            out.append(f"a fade jumped {a:.3f} -> {b:.3f} (steps of {r.step:.3f})")
+    for a, b, c in zip(values, values[1:], values[2:], strict=False):
+        turned = (b - a) * (c - b) < 0
+        if turned and b != pytest.approx(lo, abs=r.step) and b != pytest.approx(hi, abs=r.step):
+            out.append(f"a fade turned at {b:.3f}, not at {lo:.3f} or {hi:.3f}")
+    return out
+
+
+def seen_enough(r: Threaded, values: list[float], full: bool) -> bool:
+    """A blink showed both levels; a fade turned at an end (``full``) or took 3 steps."""
+    if r.low == r.high:
+        return True  # a dark channel of an RGB LED never changes
+    if r.step is None:
+        return len(values) >= (2 if full else 1)
+    if not full:
+        return len(values) >= 3
+    return any(
+        (b - a) * (c - b) < 0 for a, b, c in zip(values, values[1:], values[2:], strict=False)
+    )
+
+
+def check_pins(
     factory: MockFactory,
-    drivers: tuple[object, ...],
+    drivers: Drivers,
     p: Pattern,
     brightness: float,
-    window: float = 0.9,
-    since: float | None = None,
-) -> None:
-    """Show ``p`` and fit every pin; ``since``: when ``p`` first became current, if earlier
-    (showing it again is a no-op, so its phase counts from then)."""
-    lines = {pin: Timeline(factory.pin(pin)) for pin in (LED_PIN, PWM_PIN, *RGB_PINS)}
-    now = time.monotonic()
-    since = now if since is None else since
+    clock: FakeClock,
+    *,
+    marks: dict[int, int],
+    since: float,
+    full: bool = True,
+    fresh: bool = False,
+    timeout: float = 10.0,
+) -> list[str]:
+    """Problems with what every pin did since ``marks`` (recorded-change counts);
+    ``since``: the fake clock's elapsed time when ``p`` became current (the computed
+    phase counts from then). ``full``: a whole blink cycle, a fade to its turn, 1.5
+    computed periods (else a glimpse of each); ``fresh``: ``marks`` were taken before
+    the show. ``timeout`` bounds the (real) wait for gpiozero's threads."""
+    expected = expected_pins(p, brightness)
+    devices = {LED_PIN: drivers[0].device, PWM_PIN: drivers[1].device}
+    devices.update(dict.fromkeys(RGB_PINS, drivers[2].device))
+    problems: list[str] = []
+    threaded = {pin: r for pin, r in expected.items() if isinstance(r, Threaded)}
+    for pin, r in expected.items():
+        got = blink_args(devices[pin])
+        want = r.args if isinstance(r, Threaded) else None
+        if got != want:
+            problems.append(f"pin {pin}: gpiozero blink thread {got}, expected {want}")
+        source = devices[pin].source if pin == PWM_PIN else None
+        if isinstance(r, Computed) != (source is not None):
+            problems.append(f"pin {pin}: source {source}, expected {r}")
+        if isinstance(r, Steady) and factory.pin(pin).state != pytest.approx(r.value):
+            problems.append(f"pin {pin}: {factory.pin(pin).state}, expected {r.value}")
+    if isinstance(pwm := expected[PWM_PIN], Computed) and drivers[1].device.source is not None:
+        assert drivers[1].device.source_delay == SOURCE_DELAY
+        period = p.period
+        for k in range(13 if full else 5):  # eighths of a period: a blink's edges fall on them
+            t = since + k * period / 8 + period / 100  # just past the edge, not on it
+            clock.set(t)
+            clock.read_twice()
+            got, want = factory.pin(PWM_PIN).state, pwm.level(t - since)
+            if got != pytest.approx(want, abs=1e-9):
+                problems.append(f"PWMLED at t={t - since:.3f}: {got}, expected {want}")
+    if not until(
+        lambda: all(
+            seen_enough(r, history(factory, pin, marks[pin]), full) for pin, r in threaded.items()
+        ),
+        timeout,
+    ):
+        problems.append("gpiozero's threads did not go through the expected changes")
+    for pin, r in threaded.items():
+        problems += [
+            f"pin {pin}: {x}" for x in order_problems(r, history(factory, pin, marks[pin]))
+        ]
+    return problems
+
+
+def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until true (True) or ``timeout`` real seconds pass (False)."""
+    try:
+        wait_for(predicate, timeout)
+    except AssertionError:
+        return False
+    return True
+
+
+def show(factory: MockFactory, drivers: Drivers, p: Pattern, fresh: bool = False) -> dict[int, int]:
+    """Show ``p`` on all three; the change counts after (every later change is ``p``'s),
+    or, ``fresh`` (no gpiozero thread runs yet, so nothing else writes), before."""
+    before = {pin: len(factory.pin(pin).states) for pin in ALL_PINS}
     for d in drivers:
-        d.show(p)  # type: ignore[attr-defined]
-    time.sleep(window)
-    start, end = max(since + 0.05, now), now + window - 0.02
-    assert fit_error(lines[LED_PIN], led_expected(p), since, start, end) < 0.06, "LED"
-    assert (
-        fit_error(
-            lines[PWM_PIN], lambda t: min(1.0, intensity(p, t) * brightness), since, start, end
-        )
-        < 0.05
-    ), "PWMLED"
-    for pin, channel in zip(RGB_PINS, p.color, strict=True):
-        scale = channel / 255 * brightness
-        err = fit_error(lines[pin], lambda t, s=scale: intensity(p, t) * s, since, start, end)
-        assert err < 0.05, f"RGBLED pin {pin}"
+        d.show(p)
+    return before if fresh else {pin: len(factory.pin(pin).states) for pin in ALL_PINS}
+
+
+def close_all(drivers: Drivers, clock: FakeClock) -> None:
+    clock.close()
+    for d in drivers:
+        d.close()
 
 
 @pytest.mark.parametrize("key", LED_PATTERN_KEYS)
-def test_each_pattern_over_time(factory: MockFactory, key: str) -> None:
-    drivers = build_three(factory, 0.5)
+def test_each_pattern(factory: MockFactory, key: str) -> None:
+    clock = FakeClock()
+    drivers = build_three(factory, 0.5, clock)
     try:
         p = next(x for x in all_patterns(LedsConfig()) if x.name == key)
-        check_all(factory, drivers, p, 0.5)
+        marks = show(factory, drivers, p, fresh=True)
+        problems = check_pins(factory, drivers, p, 0.5, clock, marks=marks, since=0.0, fresh=True)
+        assert problems == []
     finally:
-        for d in drivers:
-            d.close()  # type: ignore[attr-defined]
+        close_all(drivers, clock)
 
 
 def test_pwmled_full_brightness_uses_gpiozero_pulse(factory: MockFactory) -> None:
-    drivers = build_three(factory, 1.0)
+    clock = FakeClock()
+    drivers = build_three(factory, 1.0, clock)
     try:
         p = pattern_for(LedInput("thinking"), LedsConfig())
-        check_all(factory, drivers, p, 1.0, window=1.3)
-        assert drivers[1].device._blink_thread is not None  # type: ignore[attr-defined]
+        marks = show(factory, drivers, p, fresh=True)
+        problems = check_pins(factory, drivers, p, 1.0, clock, marks=marks, since=0.0, fresh=True)
+        assert problems == []
+        assert isinstance(expected_pwm(p, 1.0), Threaded)
+        assert blink_args(drivers[1].device) == (0, 0, 0.5, 0.5, None)
     finally:
-        for d in drivers:
-            d.close()  # type: ignore[attr-defined]
+        close_all(drivers, clock)
 
 
-def test_a_pattern_that_is_wrong_fails_the_fit(factory: MockFactory) -> None:
-    """The checker can fail: a thinking pulse does not fit a countdown blink."""
-    drivers = build_three(factory, 0.5)
+@pytest.mark.parametrize("brightness", [0.5, 1.0])
+def test_a_pattern_that_is_wrong_fails_the_check(factory: MockFactory, brightness: float) -> None:
+    """The checker can fail: a thinking pulse is not a countdown blink (PWM, RGB pins)."""
+    clock = FakeClock()
+    drivers = build_three(factory, brightness, clock)
     try:
         shown = pattern_for(LedInput("thinking"), LedsConfig())
         other = pattern_for(LedInput("listening", countdown=3), LedsConfig())
-        tl = Timeline(factory.pin(PWM_PIN))
-        since = time.monotonic()
-        drivers[1].show(shown)  # type: ignore[attr-defined]
-        time.sleep(0.8)
-        err = fit_error(tl, lambda t: intensity(other, t) * 0.5, since, since + 0.05, since + 0.78)
-        assert err > 0.1
+        marks = show(factory, drivers, shown, fresh=True)
+        problems = check_pins(
+            factory, drivers, other, brightness, clock, marks=marks, since=0.0, timeout=1.0
+        )
+        assert any(x.startswith("pin 6:") or x.startswith("PWMLED") for x in problems)
+        for pin in RGB_PINS[1:]:  # red is dark in both
+            assert any(x.startswith(f"pin {pin}:") for x in problems), (pin, problems)
+        # An on/off LED blinks a pulse at its period: thinking and countdown look alike.
+        assert not any(x.startswith(f"pin {LED_PIN}:") for x in problems)
+        # and the order check alone rejects a fade as a blink
+        wait_for(lambda: len(history(factory, RGB_PINS[2], marks[RGB_PINS[2]])) >= 3)
+        fade = history(factory, RGB_PINS[2], marks[RGB_PINS[2]])
+        blink = expected_rgb(other, brightness)[2]
+        assert isinstance(blink, Threaded) and order_problems(blink, fade)
     finally:
-        for d in drivers:
-            d.close()  # type: ignore[attr-defined]
+        close_all(drivers, clock)
+
+
+def test_the_computed_wave_is_sampled_against_the_pattern(factory: MockFactory) -> None:
+    """The PWMLED's own wave is sampled on the fake clock: its phase counts from the show,
+    even when gpiozero's source thread first reads the clock later; a phase error shows."""
+    clock = FakeClock()
+    drivers = build_three(factory, 0.5, clock)
+    try:
+        shown = pattern_for(LedInput("speaking"), LedsConfig())
+        clock.hold()  # gpiozero's source thread cannot read the clock before the show did
+        marks = show(factory, drivers, shown, fresh=True)
+        clock.set(0.3)
+        clock.release()
+        clock.read_twice()
+        # The phase counts from the show (t=0), not from the thread's first read (t=0.3).
+        assert check_pins(factory, drivers, shown, 0.5, clock, marks=marks, since=0.0) == []
+        # the same wave a third of a period late is caught
+        wrong_phase = check_pins(factory, drivers, shown, 0.5, clock, marks=marks, since=0.6)
+        assert any(x.startswith("PWMLED at") for x in wrong_phase), wrong_phase
+    finally:
+        close_all(drivers, clock)
 
 
 def test_same_pattern_again_is_a_no_op_and_close_turns_off(factory: MockFactory) -> None:
-    led, pwm, rgb = build_three(factory, 0.5)
+    led, pwm, rgb_led = drivers = build_three(factory, 0.5, FakeClock())
     p = pattern_for(LedInput("listening"), LedsConfig())
-    for d in (led, pwm, rgb):
-        d.show(p)  # type: ignore[attr-defined]
-    tl = Timeline(factory.pin(RGB_PINS[2]))
-    rgb.show(p)  # type: ignore[attr-defined]
-    rgb.show(dataclasses.replace(p))  # type: ignore[attr-defined]
+    show(factory, drivers, p)
+    before = len(factory.pin(RGB_PINS[2]).states)
+    rgb_led.show(p)
+    rgb_led.show(dataclasses.replace(p))
     # No gpiozero thread is left that could write later, so what is recorded is final.
-    assert writers(rgb) == []
-    assert len(tl.steps()) == 1  # no write at all
+    assert writers(rgb_led) == []
+    assert len(factory.pin(RGB_PINS[2]).states) == before  # no write at all
     assert factory.pin(RGB_PINS[2]).state == pytest.approx(0.5)
     blink = pattern_for(LedInput("connecting"), LedsConfig())
-    for d in (led, pwm, rgb):
-        d.show(blink)  # type: ignore[attr-defined]
+    for d in drivers:
+        d.show(blink)
         assert writers(d), "a blink runs in a gpiozero thread"
-        d.close()  # type: ignore[attr-defined]
-    wait_for(lambda: not any(writers(d) for d in (led, pwm, rgb)))
-    assert [factory.pin(p).state for p in (LED_PIN, PWM_PIN, *RGB_PINS)] == [0, 0, 0, 0, 0]
+        d.close()
+    wait_for(lambda: not any(writers(d) for d in drivers))
+    assert [factory.pin(p).state for p in ALL_PINS] == [0, 0, 0, 0, 0]
+    del led, pwm
 
 
-def writers(driver: object) -> list[object]:
+def writers(driver: Any) -> list[object]:
     """The gpiozero threads (blink/pulse, source) that could still write ``driver``'s pins."""
-    device = driver.device  # type: ignore[attr-defined]
+    device = driver.device
     threads = (getattr(device, "_blink_thread", None), getattr(device, "_source_thread", None))
     return [t for t in threads if t is not None]
 
@@ -232,23 +424,30 @@ led_inputs = st.builds(
 )
 def test_any_sequence_ends_in_the_last_pattern(factory: MockFactory, seq: list) -> None:
     cfg = LedsConfig()
-    drivers = build_three(factory, 0.5)
+    clock = FakeClock()
+    drivers = build_three(factory, 0.5, clock)
     try:
         current, started = None, 0.0
         for inp, pause in seq[:-1]:
             pattern = pattern_for(inp, cfg)
             if pattern != current:
-                current, started = pattern, time.monotonic()
+                current, started = pattern, clock.elapsed
             for d in drivers:
-                d.show(pattern)  # type: ignore[attr-defined]
+                d.show(pattern)
+            clock.set(clock.elapsed + pause)
+            # A real pause on purpose (nothing waits on it): shows land at varied points
+            # of gpiozero's own threads, including before a new one wrote anything.
             time.sleep(pause)
         final = pattern_for(seq[-1][0], cfg)
-        since = started if final == current else None
-        check_all(factory, drivers, final, 0.5, window=0.5, since=since)
-        assert all(d.pattern == final for d in drivers)  # type: ignore[attr-defined]
+        since = started if final == current else clock.elapsed
+        marks = show(factory, drivers, final)
+        problems = check_pins(
+            factory, drivers, final, 0.5, clock, marks=marks, since=since, full=False
+        )
+        assert problems == []
+        assert all(d.pattern == final for d in drivers)
     finally:
-        for d in drivers:
-            d.close()  # type: ignore[attr-defined]
+        close_all(drivers, clock)
         factory.reset()
 
 

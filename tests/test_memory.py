@@ -79,6 +79,8 @@ async def test_watchdogs_poll_on_the_loop_without_a_thread_each() -> None:
     main = threading.current_thread().name
     assert calls == [main] * 3 and [(n, str(e)) for n, e in reported] == [(main, "stream died")]
     dog.stop()
+    # Not a guess at timing: the loop runs timers in due order, so once this one fires
+    # every tick the watchdog had pending (due within its 10 ms interval) has run.
     await asyncio.sleep(0.05)
     assert len(calls) == 3  # reported once, then no more checks
 
@@ -94,7 +96,7 @@ async def test_a_stopped_loop_watchdog_checks_no_more() -> None:
         await asyncio.sleep(0.01)
     dog.stop()
     seen = len(calls)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # due after any pending tick: the loop runs timers in order
     assert len(calls) == seen
 
 

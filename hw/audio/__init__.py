@@ -23,7 +23,7 @@ from .devices import (
     new_pyaudio,
 )
 from .engine import PlaybackEngine, PlaybackTracker
-from .files import FileCapture, FilePlayer, WavError, load_mono, read_wav, write_wav
+from .files import FileCapture, FilePlayer, Sleep, WavError, load_mono, read_wav, write_wav
 from .playback import Player, PyAudioPlayer
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Player",
     "PyAudioCapture",
     "PyAudioPlayer",
+    "Sleep",
     "WavError",
     "file_path",
     "find_device",
@@ -75,6 +76,7 @@ def open_capture(
     silence_timeout: float = 0.0,
     loop: bool = False,
     clock: Clock = time.monotonic,
+    sleep: Sleep | None = None,
     watchdog: bool = True,
 ) -> Capture:
     """Start capturing from ``spec``; mono int16 blocks of ``block_ms`` go to on_audio.
@@ -83,7 +85,8 @@ def open_capture(
     only applies to file:PATH inputs. ``stall_timeout`` seconds without a block,
     or ``silence_timeout`` seconds of exact digital zeros (0 = off; PulseAudio and
     PipeWire silently move a removed mic's stream to a fallback source), make
-    the watchdog call ``on_error`` once.
+    the watchdog call ``on_error`` once. ``sleep`` paces a file:PATH input on
+    ``clock`` (None: an interruptible real wait; tests pass a fake clock's).
     """
     path = file_path(spec)
     if path is not None:
@@ -99,6 +102,7 @@ def open_capture(
             stall_timeout=stall_timeout,
             silence_timeout=silence_timeout,
             clock=clock,
+            sleep=sleep,
             watchdog=watchdog,
         )
     return PyAudioCapture(
@@ -128,9 +132,12 @@ def open_player(
     channels: int = 0,
     fade_ms: float = 5.0,
     keep_silence: bool = True,
+    clock: Clock = time.monotonic,
+    sleep: Sleep | None = None,
 ) -> Player:
     """Open a player taking PCM16 mono 24 kHz; ``rate`` is the device rate wanted
-    (a PyAudio device that refuses it runs at its default rate, resampled)."""
+    (a PyAudio device that refuses it runs at its default rate, resampled).
+    ``clock``/``sleep`` pace a file:PATH output (see open_capture)."""
     path = file_path(spec)
     if path is not None:
         return FilePlayer(
@@ -142,6 +149,8 @@ def open_player(
             tracker=tracker,
             fade_ms=fade_ms,
             keep_silence=keep_silence,
+            clock=clock,
+            sleep=sleep,
         )
     return PyAudioPlayer(
         spec,

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +30,43 @@ from .playback import Player
 log = logging.getLogger(__name__)
 
 _MAX_LAG_S = 0.5  # further behind than this (suspended process): resync instead of bursting
+
+Sleep = Callable[[float], object]
+"""Blocks for a number of seconds of the injected clock (tests pass a fake clock's)."""
+
+
+class _Pacer:
+    """One block per ``period`` seconds of ``clock``: the pacing both file devices share.
+
+    ``sleep`` None waits on ``stop`` (close wakes it at once); an injected ``sleep``
+    (a test's fake clock) is called with the seconds until the next block is due.
+    """
+
+    def __init__(self, period: float, clock: Clock, sleep: Sleep | None, start: float) -> None:
+        self.period = period
+        self.clock = clock
+        self.stop = threading.Event()
+        self._sleep = sleep
+        self.due = start
+
+    def wait(self) -> bool:
+        """Block until the next block is due; False once stopped."""
+        while not self.stop.is_set():
+            delay = self.due - self.clock()
+            if delay <= 0:
+                return True
+            if self._sleep is None:
+                self.stop.wait(delay)
+            else:
+                self._sleep(delay)
+        return False
+
+    def done(self) -> None:
+        """One block went out: the next is due a period later (resync after a long lag)."""
+        self.due += self.period
+        now = self.clock()
+        if now - self.due > _MAX_LAG_S:
+            self.due = now
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -61,7 +99,12 @@ def _to_mono(audio: AudioFile, *, channel: int, rate: int) -> tuple[np.ndarray, 
 
 
 class FileCapture(Capture):
-    """A WAV as a microphone, paced in real time by a thread; never ends."""
+    """A WAV as a microphone, paced in real time by a thread; never ends.
+
+    The first block goes out at open, then one every ``block_ms`` of ``clock``
+    (``sleep``: see _Pacer), so after ``s`` seconds ``block_frames * (s // period + 1)``
+    frames have been delivered.
+    """
 
     def __init__(
         self,
@@ -77,6 +120,7 @@ class FileCapture(Capture):
         stall_timeout: float = 1.0,
         silence_timeout: float = 0.0,
         clock: Clock = time.monotonic,
+        sleep: Sleep | None = None,
         watchdog: bool = True,
     ) -> None:
         # The file's own channel layout decides; ``channels`` only documents the device's.
@@ -102,7 +146,7 @@ class FileCapture(Capture):
         self.file_frames = len(mono)
         self._data = mono
         self._failure: BaseException | None = None
-        self._stop = threading.Event()
+        self._pacer = _Pacer(self.block_frames / self.rate, clock, sleep, start=clock())
         self._thread = threading.Thread(target=self._run, name=f"capture {path}", daemon=True)
         self._thread.start()
         self._start_watchdog(watchdog)
@@ -126,17 +170,12 @@ class FileCapture(Capture):
         return data[idx], (pos + n) % len(data)
 
     def _run(self) -> None:
-        period = self.block_frames / self.rate
-        due = self._clock()
         pos = 0
         try:
-            while not self._stop.wait(max(0.0, due - self._clock())):
+            while self._pacer.wait():
                 block, pos = self._next_block(pos)
                 self._deliver(block)
-                due += period
-                now = self._clock()
-                if now - due > _MAX_LAG_S:
-                    due = now
+                self._pacer.done()
         except Exception as exc:  # reported through _health by the watchdog
             log.exception("file capture thread failed")
             self._failure = exc
@@ -145,7 +184,7 @@ class FileCapture(Capture):
         return self._failure
 
     def _close_source(self) -> None:
-        self._stop.set()
+        self._pacer.stop.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
 
@@ -157,6 +196,8 @@ class FilePlayer(Player):
     silence, so file time equals wall time since open. Without it, blocks in
     which nothing played are skipped (a compact file of just the answers).
     The header is rewritten after every block, so the file is readable while open.
+    One block is rendered every ``block_ms`` of ``clock``, the first a block after open
+    (``sleep``: see _Pacer).
     """
 
     def __init__(
@@ -172,6 +213,7 @@ class FilePlayer(Player):
         fade_ms: float = 5.0,
         keep_silence: bool = True,
         clock: Clock = time.monotonic,
+        sleep: Sleep | None = None,
     ) -> None:
         engine = PlaybackEngine(
             device_rate=rate,
@@ -187,7 +229,6 @@ class FilePlayer(Player):
         self.path = Path(path)
         self.keep_silence = keep_silence
         self.frames_written = 0
-        self._clock = clock
         try:
             self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in _close_sink
         except OSError as exc:
@@ -198,27 +239,23 @@ class FilePlayer(Player):
         self._wav.setframerate(rate)
         self._wav.writeframes(b"")  # header now, so the file is a valid (empty) WAV at once
         self._file.flush()
-        self._stop = threading.Event()
+        period = self.block_frames / rate
+        self._pacer = _Pacer(period, clock, sleep, start=clock() + period)
         self._thread = threading.Thread(target=self._run, name=f"player {path}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        period = self.block_frames / self.rate
-        due = self._clock() + period
-        while not self._stop.wait(max(0.0, due - self._clock())):
+        while self._pacer.wait():
             active = self.engine.is_playing or self.engine.queued_frames > 0
             block = self.engine.render(self.block_frames)
             if self.keep_silence or active or np.any(block):
                 self._wav.writeframes(block.tobytes())
                 self._file.flush()
                 self.frames_written += len(block)
-            due += period
-            now = self._clock()
-            if now - due > _MAX_LAG_S:
-                due = now
+            self._pacer.done()
 
     def _close_sink(self) -> None:
-        self._stop.set()
+        self._pacer.stop.set()
         self._thread.join(timeout=2.0)
         self._wav.close()
         self._file.close()

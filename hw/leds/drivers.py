@@ -60,10 +60,18 @@ class _GpioDriver:
         raise NotImplementedError
 
     def _wave(self, pattern: Pattern, factor: float) -> Iterator[float]:
-        """Intensity over time for gpiozero's source thread (clock-based: no drift)."""
-        start = self.clock()
-        while True:
-            yield min(1.0, max(0.0, intensity(pattern, self.clock() - start) * factor))
+        """Intensity over time for gpiozero's source thread (clock-based: no drift).
+
+        The phase counts from now (``show``), not from the thread's first read, which
+        a loaded machine may run late.
+        """
+        return _samples(pattern, factor, self.clock, self.clock())
+
+
+def _samples(pattern: Pattern, factor: float, clock: Clock, start: float) -> Iterator[float]:
+    """min(1, intensity(pattern, clock() - start) * factor), read at each next()."""
+    while True:
+        yield min(1.0, max(0.0, intensity(pattern, clock() - start) * factor))
 
 
 class OnOffLedDriver(_GpioDriver):
