@@ -21,9 +21,9 @@ was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a
 start-up burst, a stalled stream, clock drift between two devices) the offset is
 moved so that it would have been the cushion. A player that rendered nothing
 for a while (a stream that started after the mic, a stalled or parked one) is a
-gap, not a late reference: it played silence, so its next block is placed where
-the capture clock says it belongs (``GAP_MS`` or more behind: the gap is zeros)
-and the consumer does not count the stall against the alignment. The canceller
+gap, not a late reference: after ``STALL_MS`` without a block it played silence,
+so its next block is placed where the capture clock says it belongs (the gap is
+zeros) and the consumer does not count the stall against the alignment. The canceller
 is never reset between answers: its filter keeps the room it learned. AEC3 alters
 a clean voice even with a silent reference (a 128-sample delay and a correlation
 of 0.94 with the input, measured on the question fixture), so until a sounding
@@ -67,7 +67,8 @@ RING_S = 2  # reference kept, seconds
 WARMUP_FRAMES = 100  # sounding reference frames (1 s) AEC3 hears before the mic passes
 ACTIVE_REF = 100.0**2  # mean square of a sounding reference frame (-50 dBFS)
 HOLD_FRAMES = 30  # muting outlasts the last sounding frame by the echo's delay and tail
-GAP_MS = 150  # a reference this far behind the capture clock: the player rendered nothing
+STALL_MS = 500  # no block from the player this long: it renders nothing (a running one
+# calls back every block even starved; past its buffer, 40-200 ms, it underflowed anyway)
 TAIL_FRAMES = 80  # after the last sounding reference frame, echo can still arrive (0.8 s)
 
 
@@ -104,7 +105,7 @@ class EchoStats:
 
     frames: int  # capture frames processed
     reference_underruns: int  # capture frames processed against zeros (reference late)
-    reference_gaps: int  # times the player rendered nothing for GAP_MS or more (zeros filled)
+    reference_gaps: int  # times the player rendered nothing for STALL_MS or more (zeros)
     resyncs: int  # times the alignment was moved (lead out of range in a 0.5 s window)
     muted_frames: int  # frames muted while AEC3 learned the echo path (warm-up)
     lead_ms: float  # reference received and not yet used
@@ -145,7 +146,6 @@ class EchoCanceller:
         self._window = 0  # frames into it
         self._bad_windows = 0  # windows in a row whose lowest lead was out of range
         self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
-        self._gap = GAP_MS * RATE // 1000
         self._ref_time: float | None = None  # when the player last handed a block
         self._cap_time: float | None = None  # when the last capture block was processed
         self._quiet = TAIL_FRAMES  # frames since a sounding reference frame was used
@@ -167,15 +167,19 @@ class EchoCanceller:
             return
         now = self._clock()
         with self._lock:
+            stalled = self._ref_time is None or now - self._ref_time >= STALL_MS / 1000
             self._ref_time = now
-            if self._pos is not None and self._cap_time is not None:
-                # Where this block's end belongs on the capture's timeline: the capture
-                # position now (extrapolated from its last block) plus the cushion, as
-                # the anchor set it. Far behind that, the player rendered nothing (a late
-                # start, a stall, a parked stream): that time was silence, so it is zeros.
+            if stalled and self._pos is not None and self._cap_time is not None:
+                # The first block after the player rendered nothing for STALL_MS (a late
+                # start, a parked or dead stream): that time was silence, so it is zeros,
+                # and this block's end belongs where the capture is now (extrapolated
+                # from its last block) plus the cushion, as the anchor set it. Only
+                # then: a running stream's callbacks come in bursts (here the lead swung
+                # 60-160 ms under load), and placing every block by the clock moved the
+                # alignment under AEC3 and leaked the echo.
                 now_pos = self._pos + round((now - self._cap_time) * RATE)
                 behind = now_pos + self._cushion - (self._ref_total + n)
-                if behind >= self._gap:
+                if behind > 0:
                     self._write(np.zeros(min(behind, len(self._ring)), dtype=np.int16), behind)
                     self.reference_gaps += 1
                     self._low, self._window, self._bad_windows = 1 << 62, 0, 0
@@ -203,7 +207,7 @@ class EchoCanceller:
             total = self._ref_total
             assert self._pos is not None  # anchored by process()
             lead = total - self._pos  # reference received but not yet used
-            if self._ref_time is None or now - self._ref_time > GAP_MS / 1000:
+            if self._ref_time is None or now - self._ref_time >= STALL_MS / 1000:
                 # The player renders nothing (not started, stalled, parked): silence,
                 # not a lost alignment. reference() places its next block by the clock.
                 self._low, self._window, self._bad_windows = 1 << 62, 0, 0

@@ -23,10 +23,11 @@ OFF_ANSWERS = 3  # the baseline without the canceller: every answer interrupts i
 
 @bench
 def echo_canceller_cpu() -> list[Row]:
-    from tests.test_aec import _run_room
+    from tests.test_aec import SimClock, _run_room
 
-    canceller = aec.EchoCanceller()
-    heard, out = _run_room(canceller, 10.0, delay_ms=40)
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock)
+    heard, out = _run_room(canceller, 10.0, delay_ms=40, clock=clock)
     reduction = 10 * np.log10(
         np.mean(heard[32000:].astype(float) ** 2) / (np.mean(out[32000:].astype(float) ** 2) + 1e-9)
     )
@@ -129,3 +130,109 @@ def echo_room() -> list[Row]:
         rows.append(Row("echo room: reduction after 2 s", report.reduction_db, "dB"))
         rows.append(Row("echo room: echo delay seen by the canceller", report.delay_ms, "ms"))
     return rows
+
+
+WAKE_ANSWERS = 10
+# The answer itself says the wake word: the worst case for scoring while speaking.
+WAKE_IN_ANSWER = (
+    "The weather today is mild with a light breeze. Hey Jarvis. If you need me again, "
+    "just say hey jarvis and ask, and I will tell you about tomorrow as well."
+)
+
+
+async def _wake_scores(
+    pulse: Any, det: Any, scorer: Any, *, user: bool
+) -> list[tuple[float, float]]:
+    """Per answer in the room (AEC3 on): the wake word's peak score on what the mic heard
+    and on what the canceller let through, from the answer's start to its end. With
+    ``user`` the answer is plain and the user says "hey jarvis" 2 s in; without, the
+    answer says "hey jarvis" twice and nobody talks."""
+    from daemon.realtime.simulator import Simulator
+    from hw.audio.files import load_mono
+    from tests.appliance_harness import SPEECH, appliance_config, start
+    from tests.test_echo_room import LONG_ANSWER, QUESTION
+
+    hey, _ = load_mono(SPEECH / "hey_jarvis.wav", rate=16000)
+    late_hey = np.concatenate((np.zeros(2 * 16000, dtype=np.int16), hey))
+    frames: list[tuple[np.ndarray, np.ndarray]] = []
+    peaks: list[tuple[float, float]] = []
+    answer = LONG_ANSWER if user else WAKE_IN_ANSWER
+    async with Simulator(transcripts=[QUESTION] * (WAKE_ANSWERS + 2), answer=lambda _: answer) as s:
+        with pulse.room(echo_latency_ms=40):
+            # Button barge-in: the server's VAD must not cut the answer the user talks over.
+            cfg = appliance_config(
+                s.url,
+                audio={"echo_cancel": "on", "barge_in": "button"},
+                realtime={"turn_detection": "server_vad"},
+            )
+            app = await start(cfg, det)
+            assert app.built.echo is not None
+            app.built.echo.monitor = lambda a, b, c: frames.append((a.copy(), c.copy()))
+            try:
+                for _ in range(WAKE_ANSWERS):
+                    mark = app.mark()
+                    woke = app.app.sm.state == "idle"
+                    pulse.play(
+                        SPEECH / ("hey_jarvis_then_question.wav" if woke else "question.wav")
+                    )
+                    await app.wait_state("speaking", 60, after=mark)
+                    first = len(frames)
+                    mark = app.mark()
+                    if user:
+                        pulse.play(late_hey)
+                    await app.wait_state("listening", 60, after=mark)
+                    got = frames[first:]
+                    pair = []
+                    for i in (0, 1):
+                        scorer.reset()
+                        scorer.process(np.concatenate([f[i] for f in got]))
+                        pair.append(scorer.peaks["hey_jarvis"])
+                    peaks.append((pair[0], pair[1]))
+                    pulse.silence()
+            finally:
+                await app.stop()
+    return peaks
+
+
+@bench
+def echo_room_wake_word() -> list[Row]:
+    """Item 2 of issue #12: may wake-word scoring stay on while the device speaks?"""
+    from daemon.wakeword import WakeWordDetector
+    from tests.pulse import PulseServer
+
+    det = WakeWordDetector(config.Config().wakeword)
+    det.load()
+    scorer = WakeWordDetector(config.Config().wakeword)  # the app's own keeps its state
+    scorer.load()
+    threshold = det.thresholds[det.names.index("hey_jarvis")]
+    with tempfile.TemporaryDirectory(prefix="voicepi-bench-wake-") as tmp:
+        pulse = PulseServer(Path(tmp)).start()
+        try:
+            said = asyncio.run(_wake_scores(pulse, det, scorer, user=False))
+            user = asyncio.run(_wake_scores(pulse, det, scorer, user=True))
+        finally:
+            pulse.stop()
+            det.close()
+            scorer.close()
+    n = len(said)
+    return [
+        Row(
+            f"echo room: answer saying 'hey jarvis', peak score after AEC3 (max of {n})",
+            max(c for _, c in said),
+            "score",
+            "the mic before AEC3",
+            max(m for m, _ in said),
+        ),
+        Row(
+            f"echo room: answers whose own 'hey jarvis' would wake it, AEC3 on (of {n})",
+            sum(c >= threshold for _, c in said),
+            "answers",
+        ),
+        Row(
+            f"echo room: user's 'hey jarvis' 2 s into the answer detected (of {len(user)})",
+            sum(c >= threshold for _, c in user),
+            "answers",
+            "peak score, lowest",
+            min(c for _, c in user),
+        ),
+    ]
