@@ -30,10 +30,10 @@ of 0.94 with the input, measured on the question fixture), so until a sounding
 reference frame was used within ``TAIL_FRAMES`` (the echo's delay and tail) the
 mic passes untouched (no delay either); AEC3 still hears every frame, so its
 state is the same; the switch costs 8 ms repeated or skipped at an answer's start
-and 0.8 s after its end. Until AEC3 has heard
-``WARMUP_FRAMES`` of sounding reference (after start-up or a realignment) the mic
-is muted while the speaker sounds: the first 0.2-0.5 s of the first answer would
-otherwise leak through while AEC3 searches for the delay.
+and 0.8 s after its end. Until AEC3 has heard ``WARMUP_FRAMES`` of sounding
+reference (after start-up, a realignment or a speaker underflow, ``underflow()``)
+the mic is muted while the speaker sounds: the first 0.2-0.5 s of the first answer
+would otherwise leak through while AEC3 searches for the delay.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
 (Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
@@ -107,6 +107,7 @@ class EchoStats:
     reference_underruns: int  # capture frames processed against zeros (reference late)
     reference_gaps: int  # times the player rendered nothing for STALL_MS or more (zeros)
     resyncs: int  # times the alignment was moved (lead out of range in a 0.5 s window)
+    device_underflows: int  # times the speaker device ran dry (the warm-up mute again)
     muted_frames: int  # frames muted while AEC3 learned the echo path (warm-up)
     lead_ms: float  # reference received and not yet used
 
@@ -149,11 +150,13 @@ class EchoCanceller:
         self._ref_time: float | None = None  # when the player last handed a block
         self._cap_time: float | None = None  # when the last capture block was processed
         self._quiet = TAIL_FRAMES  # frames since a sounding reference frame was used
+        self._ran_dry = False  # the speaker device underflowed since the last block
         # Optional (near, far, out) per 10 ms frame, on the capture thread (echo-test).
         self.monitor: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         self.frames = 0
         self.reference_underruns = 0
         self.reference_gaps = 0
+        self.device_underflows = 0
         self.resyncs = 0
         self._warm = 0  # sounding reference frames heard since start-up or a realignment
         self._hold = 0  # frames the warm-up mute still lasts
@@ -168,6 +171,8 @@ class EchoCanceller:
         now = self._clock()
         with self._lock:
             stalled = self._ref_time is None or now - self._ref_time >= STALL_MS / 1000
+            stalled = stalled or self._ran_dry
+            self._ran_dry = False
             self._ref_time = now
             if stalled and self._pos is not None and self._cap_time is not None:
                 # The first block after the player rendered nothing for STALL_MS (a late
@@ -196,6 +201,19 @@ class EchoCanceller:
         self._ring[pos : pos + head] = ref[:head]
         self._ring[: len(ref) - head] = ref[head:]
         self._ref_total = end
+
+    def underflow(self) -> None:
+        """The speaker device ran dry (player thread): it sounded silence the reference
+        does not hold, so the echo now comes later than the pairing says. The next
+        block is placed where the capture clock says, as after a stall, and until AEC3
+        has heard a second of sound again the mic is muted while the speaker sounds.
+        Measured in the room under load: the index pairing's own resync a second later
+        misplaced the reference after the echo, and every later answer interrupted
+        itself at 240 ms."""
+        with self._lock:
+            self.device_underflows += 1
+            self._ran_dry = True  # the next block is placed by the clock, as after a stall
+            self._warm = 0  # read by the capture thread at its next frame
 
     def realign(self) -> None:
         """Anchor the alignment again at the next capture frame (a reopened mic)."""
@@ -298,6 +316,7 @@ class EchoCanceller:
             self.reference_underruns,
             self.reference_gaps,
             self.resyncs,
+            self.device_underflows,
             self.muted_frames,
             lead_ms,
         )
