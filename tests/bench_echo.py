@@ -162,6 +162,8 @@ def echo_room() -> list[Row]:
         finally:
             pulse.stop()
             det.close()
+    for name, res in (("quiet", quiet), ("talk", talk), ("off", off)):
+        print(f"echo room {name}: interrupted at (ms)", res.get("played_ms"), file=sys.stderr)
     report = quiet.get("report")
     rows = [
         Row(
