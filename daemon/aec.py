@@ -28,12 +28,12 @@ is never reset between answers: its filter keeps the room it learned. AEC3 alter
 a clean voice even with a silent reference (a 128-sample delay and a correlation
 of 0.94 with the input, measured on the question fixture), so until a sounding
 reference frame was used within ``TAIL_FRAMES`` (the echo's delay and tail) the
-mic passes untouched (no delay either); AEC3 still hears every frame, so its
-state is the same; the switch costs 8 ms repeated or skipped at an answer's start
-and 0.8 s after its end. Until AEC3 has heard ``WARMUP_FRAMES`` of sounding
-reference (after start-up, a realignment or a speaker underflow, ``underflow()``)
-the mic is muted while the speaker sounds: the first 0.2-0.5 s of the first answer
-would otherwise leak through while AEC3 searches for the delay.
+mic passes untouched, delayed as AEC3 delays it (``AEC3_DELAY``, 8 ms) so that
+the switch neither repeats nor skips audio; AEC3 still hears every frame. Until
+AEC3 has heard ``WARMUP_FRAMES`` of sounding reference (after start-up, a
+realignment or a speaker underflow, ``underflow()``) the mic is muted while the
+speaker sounds: the first 0.2-0.5 s of the first answer would otherwise leak
+through while AEC3 searches for the delay.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
 (Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
@@ -70,6 +70,7 @@ HOLD_FRAMES = 30  # muting outlasts the last sounding frame by the echo's delay 
 STALL_MS = 500  # no block from the player this long: it renders nothing (a running one
 # calls back every block even starved; past its buffer, 40-200 ms, it underflowed anyway)
 TAIL_FRAMES = 80  # after the last sounding reference frame, echo can still arrive (0.8 s)
+AEC3_DELAY = 128  # samples AEC3 delays what it passes (measured, pywebrtc-audio at 16 kHz)
 
 
 class EchoCancelUnavailable(RuntimeError):
@@ -151,6 +152,9 @@ class EchoCanceller:
         self._cap_time: float | None = None  # when the last capture block was processed
         self._quiet = TAIL_FRAMES  # frames since a sounding reference frame was used
         self._ran_dry = False  # the speaker device underflowed since the last block
+        # The untouched mic is delayed as AEC3 delays it, so switching between the two
+        # neither repeats nor skips audio (an 8 ms jump broke the question in two).
+        self._delay = np.zeros(AEC3_DELAY, dtype=np.int16)
         # Optional (near, far, out) per 10 ms frame, on the capture thread (echo-test).
         self.monitor: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         self.frames = 0
@@ -286,8 +290,10 @@ class EchoCanceller:
             cleaned = self._aec.process(near, far)
             sounding = bool(np.mean(far.astype(np.float32) ** 2) > ACTIVE_REF)
             self._quiet = 0 if sounding else self._quiet + 1
+            delayed = np.concatenate((self._delay, near))
+            self._delay = delayed[FRAME:]
             if self._quiet >= TAIL_FRAMES:
-                cleaned = near  # nothing played that could still echo: the voice untouched
+                cleaned = delayed[:FRAME]  # nothing played that could still echo: untouched
             if self._warm < WARMUP_FRAMES:
                 # AEC3 has not yet found the echo's delay (about the first 0.2-0.5 s of
                 # sound it ever hears): the first answer would interrupt itself. Half
