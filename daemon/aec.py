@@ -7,8 +7,9 @@ thread, and gets the block with the answer's echo removed, at 16 kHz.
 
 Both streams are resampled to 16 kHz and cut into 10 ms frames. Reference
 samples are numbered as they arrive; capture frame k is processed with the
-reference frame at a fixed offset from k, chosen when the first capture frame
-arrives, holding back ``CUSHION_MS`` of reference against callback jitter. The
+reference frame at a fixed offset from k, chosen when the first capture block
+arrives (its last frame pairs with the newest reference less ``CUSHION_MS``,
+held back against callback jitter). The
 reference still *leads* the echo, by the device path less the cushion (the
 player renders a block before the speaker sounds it, and the mic hears it later
 still: 100-130 ms through PulseAudio here, tens of ms on bare ALSA); AEC3
@@ -18,11 +19,21 @@ the frames whose reference is late (processed against zeros), never a lasting
 shift of the alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row
 was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a
 start-up burst, a stalled stream, clock drift between two devices) the offset is
-moved so that it would have been the cushion. The canceller is never reset
-between answers: its filter keeps the room it learned. Until AEC3 has heard
-``WARMUP_FRAMES`` of sounding reference (after start-up or a realignment) the mic
-is muted while the speaker sounds: the first 0.2-0.5 s of the first answer would
-otherwise leak through while AEC3 searches for the delay.
+moved so that it would have been the cushion. A player that rendered nothing
+for a while (a stream that started after the mic, a stalled or parked one) is a
+gap, not a late reference: after ``STALL_MS`` without a block it played silence,
+so its next block is placed where the capture clock says it belongs (the gap is
+zeros) and the consumer does not count the stall against the alignment. The canceller
+is never reset between answers: its filter keeps the room it learned. AEC3 alters
+a clean voice even with a silent reference (a 128-sample delay and a correlation
+of 0.94 with the input, measured on the question fixture), so until a sounding
+reference frame was used within ``TAIL_FRAMES`` (the echo's delay and tail) the
+mic passes untouched, delayed as AEC3 delays it (``AEC3_DELAY``, 8 ms) so that
+the switch neither repeats nor skips audio; AEC3 still hears every frame. Until
+AEC3 has heard ``WARMUP_FRAMES`` of sounding reference (after start-up, a
+realignment or a speaker underflow, ``underflow()``) the mic is muted while the
+speaker sounds: the first 0.2-0.5 s of the first answer would otherwise leak
+through while AEC3 searches for the delay.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
 (Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s
@@ -35,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -55,6 +67,10 @@ RING_S = 2  # reference kept, seconds
 WARMUP_FRAMES = 100  # sounding reference frames (1 s) AEC3 hears before the mic passes
 ACTIVE_REF = 100.0**2  # mean square of a sounding reference frame (-50 dBFS)
 HOLD_FRAMES = 30  # muting outlasts the last sounding frame by the echo's delay and tail
+STALL_MS = 500  # no block from the player this long: it renders nothing (a running one
+# calls back every block even starved; past its buffer, 40-200 ms, it underflowed anyway)
+TAIL_FRAMES = 80  # after the last sounding reference frame, echo can still arrive (0.8 s)
+AEC3_DELAY = 128  # samples AEC3 delays what it passes (measured, pywebrtc-audio at 16 kHz)
 
 
 class EchoCancelUnavailable(RuntimeError):
@@ -90,7 +106,9 @@ class EchoStats:
 
     frames: int  # capture frames processed
     reference_underruns: int  # capture frames processed against zeros (reference late)
+    reference_gaps: int  # times the player rendered nothing for STALL_MS or more (zeros)
     resyncs: int  # times the alignment was moved (lead out of range in a 0.5 s window)
+    device_underflows: int  # times the speaker device ran dry (the warm-up mute again)
     muted_frames: int  # frames muted while AEC3 learned the echo path (warm-up)
     lead_ms: float  # reference received and not yet used
 
@@ -102,7 +120,8 @@ class EchoCanceller:
     any rate, from the player's thread. ``process(block, rate)``: int16 mono mic
     blocks, from the capture thread; returns int16 mono at 16 kHz (whole 10 ms
     frames; the rest waits for the next block). One instance lives as long as
-    the daemon: a reopened mic keeps the learned echo path.
+    the daemon: a reopened mic keeps the learned echo path. ``clock`` (seconds,
+    monotonic) places the reference after a gap; tests pass a simulated one.
     Raises EchoCancelUnavailable when the binding cannot be loaded.
     """
 
@@ -112,8 +131,10 @@ class EchoCanceller:
         noise_suppression: bool = False,
         backend: Callable[[bool], Backend] = pywebrtc_backend,
         cushion_ms: int = CUSHION_MS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = RATE
+        self._clock = clock
         self._aec = backend(noise_suppression)
         self._mic_resamplers: dict[int, Resampler] = {}
         self._ref_resamplers: dict[int, Resampler] = {}
@@ -127,10 +148,19 @@ class EchoCanceller:
         self._window = 0  # frames into it
         self._bad_windows = 0  # windows in a row whose lowest lead was out of range
         self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
+        self._ref_time: float | None = None  # when the player last handed a block
+        self._cap_time: float | None = None  # when the last capture block was processed
+        self._quiet = TAIL_FRAMES  # frames since a sounding reference frame was used
+        self._ran_dry = False  # the speaker device underflowed since the last block
+        # The untouched mic is delayed as AEC3 delays it, so switching between the two
+        # neither repeats nor skips audio (an 8 ms jump broke the question in two).
+        self._delay = np.zeros(AEC3_DELAY, dtype=np.int16)
         # Optional (near, far, out) per 10 ms frame, on the capture thread (echo-test).
         self.monitor: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         self.frames = 0
         self.reference_underruns = 0
+        self.reference_gaps = 0
+        self.device_underflows = 0
         self.resyncs = 0
         self._warm = 0  # sounding reference frames heard since start-up or a realignment
         self._hold = 0  # frames the warm-up mute still lasts
@@ -142,30 +172,70 @@ class EchoCanceller:
         n = len(ref)
         if n == 0:
             return
-        cap = len(self._ring)
-        if n > cap:
-            ref = ref[-cap:]
+        now = self._clock()
         with self._lock:
-            end = self._ref_total + n
-            first = end - len(ref)
-            pos = first % cap
-            head = min(len(ref), cap - pos)
-            self._ring[pos : pos + head] = ref[:head]
-            self._ring[: len(ref) - head] = ref[head:]
-            self._ref_total = end
+            stalled = self._ref_time is None or now - self._ref_time >= STALL_MS / 1000
+            stalled = stalled or self._ran_dry
+            self._ran_dry = False
+            self._ref_time = now
+            if stalled and self._pos is not None and self._cap_time is not None:
+                # The first block after the player rendered nothing for STALL_MS (a late
+                # start, a parked or dead stream): that time was silence, so it is zeros,
+                # and this block's end belongs where the capture is now (extrapolated
+                # from its last block) plus the cushion, as the anchor set it. Only
+                # then: a running stream's callbacks come in bursts (here the lead swung
+                # 60-160 ms under load), and placing every block by the clock moved the
+                # alignment under AEC3 and leaked the echo.
+                now_pos = self._pos + round((now - self._cap_time) * RATE)
+                behind = now_pos + self._cushion - (self._ref_total + n)
+                if behind > 0:
+                    self._write(np.zeros(min(behind, len(self._ring)), dtype=np.int16), behind)
+                    self.reference_gaps += 1
+                    self._low, self._window, self._bad_windows = 1 << 62, 0, 0
+            self._write(ref, n)
+
+    def _write(self, ref: np.ndarray, n: int) -> None:
+        """Append ``n`` samples whose last ``len(ref)`` are ``ref`` (lock held)."""
+        cap = len(self._ring)
+        if len(ref) > cap:
+            ref = ref[-cap:]
+        end = self._ref_total + n
+        pos = (end - len(ref)) % cap
+        head = min(len(ref), cap - pos)
+        self._ring[pos : pos + head] = ref[:head]
+        self._ring[: len(ref) - head] = ref[head:]
+        self._ref_total = end
+
+    def underflow(self) -> None:
+        """The speaker device ran dry (player thread): it sounded silence the reference
+        does not hold, so the echo now comes later than the pairing says. The next
+        block is placed where the capture clock says, as after a stall, and until AEC3
+        has heard a second of sound again the mic is muted while the speaker sounds.
+        Measured in the room under load: the index pairing's own resync a second later
+        misplaced the reference after the echo, and every later answer interrupted
+        itself at 240 ms."""
+        with self._lock:
+            self.device_underflows += 1
+            self._ran_dry = True  # the next block is placed by the clock, as after a stall
+            self._warm = 0  # read by the capture thread at its next frame
 
     def realign(self) -> None:
         """Anchor the alignment again at the next capture frame (a reopened mic)."""
         with self._lock:
             self._pos = None
 
-    def _take_reference(self) -> np.ndarray:
+    def _take_reference(self, now: float) -> np.ndarray:
         with self._lock:
             total = self._ref_total
-            if self._pos is None:
-                self._pos = max(0, total - self._cushion)
-                self._low, self._window, self._bad_windows = 1 << 62, 0, 0
+            assert self._pos is not None  # anchored by process()
             lead = total - self._pos  # reference received but not yet used
+            if self._ref_time is None or now - self._ref_time >= STALL_MS / 1000:
+                # The player renders nothing (not started, stalled, parked): silence,
+                # not a lost alignment. reference() places its next block by the clock.
+                self._low, self._window, self._bad_windows = 1 << 62, 0, 0
+                self._pos += FRAME
+                self.reference_underruns += 1
+                return np.zeros(FRAME, dtype=np.int16)
             self._low = min(self._low, lead)
             self._window += 1
             if self._window >= RESYNC_WINDOW:
@@ -204,15 +274,31 @@ class EchoCanceller:
         whole = len(mic) - len(mic) % FRAME
         self._mic = mic[whole:]
         out = np.empty(whole, dtype=np.int16)
+        now = self._clock()
+        if whole:
+            with self._lock:
+                if self._pos is None:
+                    # This block ends now, and what the player handed the device by now
+                    # ends at _ref_total: the block's first frame pairs ``whole`` earlier,
+                    # less the cushion. (Anchoring its first frame at the newest reference
+                    # would leave its later frames without one until a resync.)
+                    self._pos = max(0, self._ref_total - self._cushion - whole)
+                    self._low, self._window, self._bad_windows = 1 << 62, 0, 0
         for start in range(0, whole, FRAME):
-            far = self._take_reference()
+            far = self._take_reference(now)
             near = mic[start : start + FRAME]
             cleaned = self._aec.process(near, far)
+            sounding = bool(np.mean(far.astype(np.float32) ** 2) > ACTIVE_REF)
+            self._quiet = 0 if sounding else self._quiet + 1
+            delayed = np.concatenate((self._delay, near))
+            self._delay = delayed[FRAME:]
+            if self._quiet >= TAIL_FRAMES:
+                cleaned = delayed[:FRAME]  # nothing played that could still echo: untouched
             if self._warm < WARMUP_FRAMES:
                 # AEC3 has not yet found the echo's delay (about the first 0.2-0.5 s of
                 # sound it ever hears): the first answer would interrupt itself. Half
                 # duplex for that one second of sound (plus the echo's tail), once.
-                if np.mean(far.astype(np.float32) ** 2) > ACTIVE_REF:
+                if sounding:
                     self._warm += 1
                     self._hold = HOLD_FRAMES
                 if self._hold > 0:
@@ -223,6 +309,8 @@ class EchoCanceller:
             self.frames += 1
             if self.monitor is not None:
                 self.monitor(near, far, out[start : start + FRAME])
+        with self._lock:
+            self._cap_time = now  # the capture timeline's position ``_pos`` is "now"
         return out
 
     def stats(self) -> EchoStats:
@@ -230,7 +318,13 @@ class EchoCanceller:
             lead = 0 if self._pos is None else self._ref_total - self._pos
         lead_ms = lead * 1000 / RATE
         return EchoStats(
-            self.frames, self.reference_underruns, self.resyncs, self.muted_frames, lead_ms
+            self.frames,
+            self.reference_underruns,
+            self.reference_gaps,
+            self.resyncs,
+            self.device_underflows,
+            self.muted_frames,
+            lead_ms,
         )
 
 

@@ -42,6 +42,7 @@ class Player:
         self.name = name
         self.rate = rate  # device rate; input is always engine.source_rate (24 kHz)
         self.block_frames = block_frames
+        self.reference_underflow: Callable[[], None] | None = None
         self._closed = False
 
     def write(self, item_id: str, pcm: bytes) -> None:
@@ -55,10 +56,17 @@ class Player:
         """Silence within one block (short fade), drop the queue; {item_id: samples played}."""
         return self.engine.flush()
 
-    def set_reference_tap(self, tap: Callable[[np.ndarray, int], None] | None) -> None:
+    def set_reference_tap(
+        self,
+        tap: Callable[[np.ndarray, int], None] | None,
+        underflow: Callable[[], None] | None = None,
+    ) -> None:
         """Hand every rendered block (int16 mono, device rate) to ``tap`` from the audio
-        thread, silence included: an echo canceller's reference at the device's pace."""
+        thread, silence included: an echo canceller's reference at the device's pace.
+        ``underflow`` is called (audio thread) when the device ran dry and sounded
+        silence the reference does not hold (PortAudio's paOutputUnderflow)."""
         self.engine.reference_tap = tap
+        self.reference_underflow = underflow
 
     def set_volume(self, percent: int) -> None:
         self.engine.set_volume(percent)
@@ -194,6 +202,13 @@ class PyAudioPlayer(Player):
     ) -> tuple[bytes, int]:
         if status & self._underflow_flag:
             self.output_underflows += 1
+            underflow = self.reference_underflow
+            if underflow is not None:
+                try:
+                    underflow()
+                except Exception:  # a broken canceller must not silence the speaker
+                    self.reference_underflow = None
+                    log.exception("reference underflow callback failed")
         try:
             block = self.engine.render(frame_count)
             if block is not self.engine.silence:
@@ -224,8 +239,12 @@ class PyAudioPlayer(Player):
         self.engine.end_of_item(item_id)
         self._unpark()
 
-    def set_reference_tap(self, tap: Callable[[np.ndarray, int], None] | None) -> None:
-        super().set_reference_tap(tap)
+    def set_reference_tap(
+        self,
+        tap: Callable[[np.ndarray, int], None] | None,
+        underflow: Callable[[], None] | None = None,
+    ) -> None:
+        super().set_reference_tap(tap, underflow)
         self._unpark()  # a parked stream renders nothing: the reference must keep coming
 
     def _unpark(self) -> None:
