@@ -216,7 +216,8 @@ def test_without_a_reference_the_mic_passes_through_at_16_khz() -> None:
     out = np.concatenate(
         [canceller.process(speech[i : i + 960], 48000) for i in range(0, len(speech), 960)]
     )
-    assert abs(len(out) - len(speech) / 3) <= 160  # whole 10 ms frames only
+    # Whole 10 ms frames only, and libsoxr holds back its filter's last ~30 ms.
+    assert 0 <= len(speech) / 3 - len(out) <= 160 + 480
     assert abs(_db(out) - _db(speech)) < 3
     assert canceller.stats().reference_underruns == canceller.stats().frames
 
@@ -298,3 +299,31 @@ def test_a_speaker_underflow_mutes_the_echo_until_aec3_has_heard_a_second_again(
     stats = canceller.stats()
     assert stats.device_underflows == 1
     assert stats.muted_frames - muted >= aec.WARMUP_FRAMES, stats
+
+
+def test_idle_frames_skip_aec3_and_the_next_answer_is_still_cancelled() -> None:
+    """Once nothing has sounded for IDLE_FRAMES, AEC3 is not called (idle, it was most
+    of the daemon's CPU); the learned room holds for the next answer."""
+    calls = [0]
+
+    def counting(noise_suppression: bool) -> aec.Backend:
+        real = aec.pywebrtc_backend(noise_suppression)
+
+        class Counting:
+            def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+                calls[0] += 1
+                return real.process(near, far)
+
+        return Counting()
+
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock, backend=counting)
+    _run_room(canceller, 3.0, delay_ms=100, clock=clock, preplay_blocks=5)
+    before = calls[0]
+    _capture_only(canceller, clock, 5.0)  # idle: the player parked
+    idle_frames = 500
+    assert calls[0] - before <= aec.IDLE_FRAMES, (calls[0] - before, idle_frames)
+    assert canceller.bypassed_frames >= idle_frames - aec.IDLE_FRAMES
+    heard, out = _run_room(canceller, 4.0, delay_ms=100, clock=clock)
+    assert canceller.stats().resyncs == 0
+    assert _db(heard[16000:]) - _db(out[16000:]) >= 30
