@@ -90,9 +90,13 @@ class Resampler:
         k = self.taps
         n_new = len(x)
         n_out = self.output_count(n_new)
-        buf = np.concatenate((self._hist, x))
-        out = np.empty(n_out, dtype=np.float64)
-        if n_out:
+        # Digital silence in, silence held: the output is exact zeros (a linear filter) and
+        # the history stays zeros. An idle speaker's echo reference is this, every block:
+        # filtering it cost 0.03 CPU s/s.
+        silent = not x.any() and not self._hist.any()
+        buf = self._hist if silent else np.concatenate((self._hist, x))
+        out = np.zeros(n_out, dtype=np.float64) if silent else np.empty(n_out, dtype=np.float64)
+        if n_out and not silent:
             windows = sliding_window_view(buf, k)  # windows[w] ends at input self._n_in + w
             # Outputs ``up`` apart share a phase and their newest inputs are ``down`` apart:
             # one strided view per phase, no gathered copy of the windows (bit-identical to
@@ -105,7 +109,8 @@ class Resampler:
                 first = newest - self._n_in
                 view = windows[first : first + (count - 1) * self.down + 1 : self.down]
                 out[r :: self.up] = np.einsum("ij,j->i", view, self._phases[phase])
-        self._hist = buf[len(buf) - (k - 1) :].copy()
+        if not silent:
+            self._hist = buf[len(buf) - (k - 1) :].copy()
         self._n_in += n_new
         self._n_out += n_out
         periods = self._n_out // self.up

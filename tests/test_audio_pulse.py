@@ -370,24 +370,6 @@ def test_devices_command_lists_pulse(pulse: PulseServer) -> None:
     assert any(d["default_input"] for d in listed) and any(d["default_output"] for d in listed)
 
 
-def test_a_player_with_an_echo_reference_tap_parks_too(pulse: PulseServer) -> None:
-    """The echo canceller takes a parked player's gap as silence: the tap must not keep
-    the idle stream (and a thread) running for nothing."""
-    taps: list[int] = []
-    player = open_player("pulse", volume=100)
-    try:
-        assert isinstance(player, PyAudioPlayer)
-        player.set_reference_tap(lambda block, rate: taps.append(len(block)))
-        wait_for(lambda: player.parked, timeout=10.0)
-        seen = len(taps)
-        player.write("a", chirp_noise(0.3, 24000, seed=7).tobytes())
-        player.end_of_item("a")
-        wait_for(lambda: len(taps) > seen)  # restarted: the reference flows again
-        wait_for(lambda: player.parked, timeout=10.0)
-    finally:
-        player.close()
-
-
 def test_an_idle_output_stream_is_parked_and_the_next_item_plays_in_full(
     pulse: PulseServer,
 ) -> None:

@@ -129,6 +129,20 @@ def test_streaming_equals_one_shot(rates: tuple[int, int], splits: list[int], fr
     assert np.max(np.abs(parts.astype(np.int32) - whole.astype(np.int32)), initial=0) <= 1
 
 
+@pytest.mark.parametrize(("in_rate", "out_rate"), [(24000, 16000), (16000, 24000), (48000, 16000)])
+def test_silence_between_sounds_streams_as_one_shot(in_rate: int, out_rate: int) -> None:
+    """Silent blocks take a shortcut (exact zeros, history kept): the stream around and
+    through them is the same as resampling the whole at once."""
+    tone = _sine(440, 3000, in_rate, amp=0.5)
+    x = np.concatenate((tone, np.zeros(in_rate // 2, dtype=tone.dtype), tone))
+    whole = Resampler(in_rate, out_rate).process(x)
+    parts = _stream(
+        Resampler(in_rate, out_rate), x, np.full(len(x) // (in_rate // 50) + 1, in_rate // 50)
+    )
+    assert len(parts) == len(whole)
+    assert np.array_equal(parts, whole)
+
+
 def test_no_click_at_block_boundaries() -> None:
     # A click shows as a jump in the second difference far above a sine's own.
     rate_in, rate_out = 44100, 16000

@@ -55,8 +55,9 @@ def test_signal(seconds: float, rate: int = SOURCE_RATE, seed: int = 12) -> np.n
 
 def run(args: argparse.Namespace) -> int:
     cfg = config.load_or_exit(args.config)
-    from hw.audio import open_capture, open_player
+    from hw.audio import open_capture
 
+    from ..appliance.wiring import open_configured_player
     from ..config.profiles import apply_profile
 
     cfg = apply_profile(cfg)
@@ -78,13 +79,7 @@ def run(args: argparse.Namespace) -> int:
     canceller.monitor = monitor
     rates: list[int] = []
     try:
-        player = open_player(
-            cfg.audio.output,
-            rate=cfg.audio.output_rate,
-            block_ms=cfg.audio.block_ms,
-            jitter_ms=cfg.audio.jitter_ms,
-            volume=cfg.audio.volume,
-        )
+        player = open_configured_player(cfg)
     except Exception as exc:
         print(f"voicepi echo-test: cannot open the speaker: {exc}", file=sys.stderr)
         return 1

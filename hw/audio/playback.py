@@ -63,8 +63,6 @@ class Player:
     ) -> None:
         """Hand every rendered block (int16 mono, device rate) to ``tap`` from the audio
         thread, silence included: an echo canceller's reference at the device's pace.
-        A parked stream (idle ``PARK_AFTER_S``) renders nothing and hands nothing: the
-        canceller takes that gap as silence (daemon.aec's ``STALL_MS``).
         ``underflow`` is called (audio thread) when the device ran dry and sounded
         silence the reference does not hold (PortAudio's paOutputUnderflow)."""
         self.engine.reference_tap = tap
@@ -220,8 +218,8 @@ class PyAudioPlayer(Player):
             if block is not self._silent[0]:
                 self._silent = (block, bytes(2 * self.channels * frame_count))
             self._idle_blocks += 1
-            # An echo canceller's tap then gets no blocks: it takes the gap as silence.
-            if self._idle_blocks >= self._park_blocks:
+            # Not with an echo canceller: its reference must keep the device's pace.
+            if self._idle_blocks >= self._park_blocks and self.engine.reference_tap is None:
                 with self._park_lock:  # write() queues, then checks _parked under this lock
                     if self.engine.idle:
                         self._parked = True
@@ -240,6 +238,14 @@ class PyAudioPlayer(Player):
     def end_of_item(self, item_id: str) -> None:
         self.engine.end_of_item(item_id)
         self._unpark()
+
+    def set_reference_tap(
+        self,
+        tap: Callable[[np.ndarray, int], None] | None,
+        underflow: Callable[[], None] | None = None,
+    ) -> None:
+        super().set_reference_tap(tap, underflow)
+        self._unpark()  # a parked stream renders nothing: the reference must keep coming
 
     def _unpark(self) -> None:
         """Restart a stream the callback completed while idle (on the caller's thread)."""
