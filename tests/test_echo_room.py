@@ -57,8 +57,11 @@ async def test_with_echo_cancel_the_answer_plays_to_its_end_without_speech_start
 ) -> None:
     # On a starved machine the speaker's stream can run dry (an ALSA underrun): the
     # device plays silence the player never handed it, the reference loses its place
-    # and AEC3 must find the delay again. An answer counts only when its playback had
-    # no underflow; up to three are asked in one session.
+    # and AEC3 must find the delay again. The player's thread can also be held off long
+    # enough for the reference to fall behind the echo (the canceller resyncs; seen once in
+    # a full suite run: 1.7 s of reference missing, no device underflow). An answer counts
+    # only when neither happened (test_aec proves the alignment itself, deterministically);
+    # up to three are asked in one session.
     async with Simulator(transcripts=[QUESTION] * 3, answer=lambda _: LONG_ANSWER) as sim:
         with pulse_mic.room(echo_latency_ms=40):
             app = await start(_config(sim.url, "on"), detector)
@@ -69,15 +72,17 @@ async def test_with_echo_cancel_the_answer_plays_to_its_end_without_speech_start
                 for ask in ("hey_jarvis_then_question.wav", "question.wav", "question.wav"):
                     pulse_mic.play(SPEECH / ask)
                     mark = await _wait_speaking(app)
-                    before = speaker.output_underflows
+                    echo = app.built.echo
+                    assert echo is not None
+                    before = (speaker.output_underflows, echo.stats().resyncs)
                     await app.wait_state("listening", 60, after=mark)
-                    if speaker.output_underflows == before:
+                    if (speaker.output_underflows, echo.stats().resyncs) == before:
                         clean.append(_speech_over_answer(app, mark))
                         break
                     starved += 1
             finally:
                 assert await app.stop() == 0
-    assert clean, f"the speaker ran dry during all {starved} answers (CPU starvation)"
+    assert clean, f"the speaker or its reference starved during all {starved} answers (CPU)"
     assert clean[0] == [], (app.built.echo.stats(), app.summary())
     assert sim.sessions[0].truncates == []
 
