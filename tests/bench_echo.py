@@ -89,6 +89,17 @@ def echo_canceller_cpu() -> list[Row]:
     ]
 
 
+async def _ask(app: Any, pulse: Any) -> None:
+    """Ask the question (after "hey jarvis" when idle, as is in a listening session) and
+    wait until the answer plays."""
+    from tests.appliance_harness import SPEECH
+
+    mark = app.mark()
+    woke = app.app.sm.state == "idle"
+    pulse.play(SPEECH / ("hey_jarvis_then_question.wav" if woke else "question.wav"))
+    await app.wait_state("speaking", 60, after=mark)
+
+
 async def _answers(pulse: Any, det: Any, echo_cancel: str, n: int, user: bool) -> dict[str, Any]:
     from daemon.realtime.simulator import Simulator
     from hw.audio.files import load_mono
@@ -108,12 +119,7 @@ async def _answers(pulse: Any, det: Any, echo_cancel: str, n: int, user: bool) -
                 app.built.echo.monitor = lambda a, b, c: frames.append((a.copy(), b.copy(), c))
             try:
                 for _ in range(n):
-                    mark = app.mark()
-                    woke = app.app.sm.state == "idle"
-                    pulse.play(
-                        SPEECH / ("hey_jarvis_then_question.wav" if woke else "question.wav")
-                    )
-                    await app.wait_state("speaking", 60, after=mark)
+                    await _ask(app, pulse)
                     mark = app.mark()
                     speaker = app.app.parts.speaker
                     before = speaker.output_underflows
@@ -231,12 +237,7 @@ async def _wake_scores(
             app.built.echo.monitor = lambda a, b, c: frames.append((a.copy(), c.copy()))
             try:
                 for _ in range(WAKE_ANSWERS):
-                    mark = app.mark()
-                    woke = app.app.sm.state == "idle"
-                    pulse.play(
-                        SPEECH / ("hey_jarvis_then_question.wav" if woke else "question.wav")
-                    )
-                    await app.wait_state("speaking", 60, after=mark)
+                    await _ask(app, pulse)
                     first = len(frames)
                     mark = app.mark()
                     before = app.app.parts.speaker.output_underflows
