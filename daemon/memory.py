@@ -15,6 +15,15 @@
   every weight was resident twice: ``drop_file_pages`` after the interpreters are built
   (the pages a later invoke reads come back from the page cache).
 
+- start-up code runs once (imports, ALSA's configuration and PortAudio's device scan,
+  the JACK probe of Debian's PortAudio, model loading) and its pages of the shared
+  libraries stay mapped for the process's life, with the kernel's fault-around mapping
+  their neighbours too: ``drop_cold_file_pages`` once at READY unmaps every clean
+  read-only file page, and the idle loop faults its own working set back in from the
+  page cache. It frees no anonymous memory; it leaves RSS the working set rather than
+  everything start-up touched (the unmapped pages stay in the page cache, cheaper to
+  reclaim than mapped ones).
+
 Each is best effort: on a libc without the call (musl) it does nothing and says so.
 """
 
@@ -91,3 +100,48 @@ def drop_file_pages(path: str | Path) -> int:
             if start % mmap.PAGESIZE == 0 and madvise(start, end - start, MADV_DONTNEED) == 0:
                 dropped += end - start
     return dropped
+
+
+def drop_cold_file_pages() -> int:
+    """Unmap every clean page of this process's read-only file mappings (shared library
+    code and constants, model files); the bytes of the mappings dropped.
+
+    A mapping qualifies only when it is not writable and holds no anonymous pages
+    (``Anonymous: 0 kB`` in /proc/self/smaps): a RELRO page the loader relocated is a
+    private copy that MADV_DONTNEED would throw away, so any mapping holding one is
+    left alone. The next access to a dropped page is a minor
+    fault from the page cache. Call from the main thread once start-up is over (no
+    concurrent ``dlopen``).
+    """
+    libc = _libc()
+    madvise = getattr(libc, "madvise", None)
+    if madvise is None:
+        return 0
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    candidates: list[tuple[int, int]] = []
+    span = ""
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+        for line in smaps:  # ~20 lines a mapping: only two kinds are read
+            if line.startswith("Anonymous:"):
+                if span and line.split()[1] == "0":
+                    start, end = (int(x, 16) for x in span.split("-"))
+                    if start % mmap.PAGESIZE == 0:
+                        candidates.append((start, end))
+                span = ""
+            elif not line[0].isupper():  # a mapping's header: "start-end perms off dev inode path"
+                head = line.split(maxsplit=5)
+                qualifies = len(head) == 6 and head[1][:2] == "r-"  # readable, not writable
+                span = head[0] if qualifies and head[5].startswith("/") else ""
+    dropped = 0
+    for start, end in candidates:
+        if madvise(start, end - start, MADV_DONTNEED) == 0:
+            dropped += end - start
+    return dropped
+
+
+def release() -> int:
+    """What start-up or a finished session left resident, given back: ``trim_heap`` then
+    ``drop_cold_file_pages``; the bytes of the file mappings dropped. `voicepi run` calls
+    it at the first READY and a few seconds after each session closes."""
+    trim_heap()
+    return drop_cold_file_pages()

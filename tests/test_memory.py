@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import glob
 import mmap
 import os
@@ -53,6 +54,69 @@ def test_drop_file_pages_leaves_writable_mappings_alone(tmp_path: Path) -> None:
         m[0] = 7  # a private change that dropping would lose
         assert memory.drop_file_pages(path) == 0
         assert m[0] == 7
+
+
+def _mprotect_read_only(m: mmap.mmap) -> None:
+    """What the dynamic loader does to a relocated RELRO segment: written, then r--."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    address = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    assert libc.mprotect(address, len(m), mmap.PROT_READ) == 0, os.strerror(ctypes.get_errno())
+
+
+def test_drop_cold_file_pages_unmaps_clean_read_only_pages_and_keeps_private_copies(
+    tmp_path: Path,
+) -> None:
+    clean, relocated = tmp_path / "code.bin", tmp_path / "relro.bin"
+    data = os.urandom(32 * mmap.PAGESIZE)
+    clean.write_bytes(data)
+    relocated.write_bytes(bytes(4 * mmap.PAGESIZE))
+    with (
+        open(clean, "rb") as f,
+        mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as code,
+        open(relocated, "r+b") as g,
+        mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_COPY) as relro,
+    ):
+        relro[0] = 7  # a private copy of a page, as a relocation makes
+        view = memoryview(relro)  # mprotect needs the buffer's address, then no writes
+        try:
+            _mprotect_read_only(relro)
+            assert code[:] == data
+            assert _mapping_rss_kb(clean) >= 32 * mmap.PAGESIZE // 1024
+            assert memory.drop_cold_file_pages() >= len(data)
+            assert _mapping_rss_kb(clean) == 0
+            assert view[0] == 7  # the r-- mapping holding a private page was left alone
+            assert code[:] == data  # faulted back from the page cache
+        finally:
+            view.release()
+
+
+def test_the_daemon_releases_memory_at_ready_and_after_each_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from daemon import events as ev
+    from daemon.commands import run
+
+    released: list[str] = []
+    monkeypatch.setattr(memory, "release", lambda: released.append("release") or 0)
+
+    class Notifier:
+        def ready(self) -> None:
+            released.append("ready")
+
+    wrapped = run._ReleaseAtReady(Notifier())
+    wrapped.ready()
+    wrapped.ready()  # a reload's READY=1: start-up is long over
+    assert released == ["release", "ready", "ready"]
+
+    async def a_session_closes() -> None:
+        emit = run.releasing_after_sessions(asyncio.get_running_loop())
+        emit(ev.SessionClosed(reason="inactivity"))
+        while released.count("release") < 2:
+            await asyncio.sleep(0.01)
+
+    monkeypatch.setattr(run, "RELEASE_AFTER_SESSION_S", 0.0)
+    asyncio.run(asyncio.wait_for(a_session_closes(), 10))
 
 
 async def test_watchdogs_poll_on_the_loop_without_a_thread_each() -> None:

@@ -67,19 +67,36 @@ def install_signal_handlers(
     return previous
 
 
-class _TrimAtReady:
-    """The appliance's notifier, trimming the heap once at the first READY: start-up (the
+# After a session closes: its buffers are freed and the speaker has played its tail.
+RELEASE_AFTER_SESSION_S = 3.0
+
+
+def releasing_after_sessions(loop: asyncio.AbstractEventLoop) -> Callable[[ev.Event], None]:
+    """``emit_to_log``, and ``memory.release`` on ``loop`` RELEASE_AFTER_SESSION_S after
+    each ``session_closed``: back to idle, as at start-up."""
+
+    def emit(event: ev.Event) -> None:
+        emit_to_log(event)
+        if isinstance(event, ev.SessionClosed):
+            loop.call_soon_threadsafe(loop.call_later, RELEASE_AFTER_SESSION_S, memory.release)
+
+    return emit
+
+
+class _ReleaseAtReady:
+    """The appliance's notifier, releasing memory once at the first READY: start-up (the
     config, the models, the resampler design, PortAudio's probe, ALSA's configuration)
-    has freed what it used by then, and glibc would keep it resident."""
+    has freed what it used by then, and glibc would keep it resident; the code it ran
+    stays mapped until dropped (``memory.release``)."""
 
     def __init__(self, notifier: Any) -> None:
         self._notifier = notifier
-        self._trimmed = False
+        self._released = False
 
     def ready(self) -> None:
-        if not self._trimmed:
-            self._trimmed = True
-            memory.trim_heap()
+        if not self._released:
+            self._released = True
+            memory.release()
         self._notifier.ready()
 
     def status(self, text: str) -> None:
@@ -138,6 +155,8 @@ async def _serve(
 
     running: list[Any] = []  # the appliance, once built
 
+    emit = releasing_after_sessions(loop)
+
     def speaker_lost(exc: BaseException) -> None:
         # The speaker's stream died mid-run: one error event, then exit 1 so systemd
         # restarts us and the start-up path above retries the device for 30 s.
@@ -160,7 +179,7 @@ async def _serve(
     notifier.status("loading wake word models")
     try:
         built = build(
-            cfg, emit=emit_to_log, notifier=_TrimAtReady(notifier), api_key=key, player=player
+            cfg, emit=emit, notifier=_ReleaseAtReady(notifier), api_key=key, player=player
         )
     except config.ConfigError as exc:
         player.close()
