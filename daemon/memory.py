@@ -103,22 +103,35 @@ def drop_file_pages(path: str | Path) -> int:
 
 
 def drop_cold_file_pages() -> int:
-    """Unmap every clean page of this process's read-only file mappings (shared library
-    code and constants, model files); the bytes of the mappings dropped.
+    """Unmap every clean page of this process's private read-only file mappings (shared
+    library code and constants); the bytes of the mappings dropped.
 
-    A mapping qualifies only when it is not writable and holds no anonymous pages
-    (``Anonymous: 0 kB`` in /proc/self/smaps): a RELRO page the loader relocated is a
-    private copy that MADV_DONTNEED would throw away, so any mapping holding one is
-    left alone. The next access to a dropped page is a minor
+    A mapping qualifies only when it is private, not writable, of a file outside /dev
+    and holds no anonymous pages (``Anonymous: 0 kB`` in /proc/self/smaps): a RELRO
+    page the loader relocated is a private copy that MADV_DONTNEED would throw away, so
+    any mapping holding one is left alone. The next access to a dropped page is a minor
     fault from the page cache. Call from the main thread once start-up is over (no
-    concurrent ``dlopen``).
+    concurrent ``dlopen``). Without /proc or madvise it drops nothing and returns 0.
     """
     libc = _libc()
     madvise = getattr(libc, "madvise", None)
     if madvise is None:
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    candidates: list[tuple[int, int]] = []
+    try:
+        candidates = _clean_read_only_spans()
+    except OSError:  # no /proc (a chroot, a sandbox): nothing to drop
+        return 0
+    dropped = 0
+    for start, end in candidates:
+        if madvise(start, end - start, MADV_DONTNEED) == 0:
+            dropped += end - start
+    return dropped
+
+
+def _clean_read_only_spans() -> list[tuple[int, int]]:
+    """(start, end) of each private, read-only file mapping without anonymous pages."""
+    spans: list[tuple[int, int]] = []
     span = ""
     with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
         for line in smaps:  # ~20 lines a mapping: only two kinds are read
@@ -126,17 +139,16 @@ def drop_cold_file_pages() -> int:
                 if span and line.split()[1] == "0":
                     start, end = (int(x, 16) for x in span.split("-"))
                     if start % mmap.PAGESIZE == 0:
-                        candidates.append((start, end))
+                        spans.append((start, end))
                 span = ""
-            elif not line[0].isupper():  # a mapping's header: "start-end perms off dev inode path"
+            elif not line[:1].isupper():  # a header: "start-end perms offset dev inode path"
                 head = line.split(maxsplit=5)
-                qualifies = len(head) == 6 and head[1][:2] == "r-"  # readable, not writable
-                span = head[0] if qualifies and head[5].startswith("/") else ""
-    dropped = 0
-    for start, end in candidates:
-        if madvise(start, end - start, MADV_DONTNEED) == 0:
-            dropped += end - start
-    return dropped
+                # Private, readable, not writable, of a file: code and constants. Not a
+                # device's (an ALSA status page) nor shared memory (libpulse's pools).
+                private = len(head) == 6 and head[1][:2] == "r-" and head[1][3] == "p"
+                path = head[5] if private else ""
+                span = head[0] if path.startswith("/") and not path.startswith("/dev/") else ""
+    return spans
 
 
 def release() -> int:

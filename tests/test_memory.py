@@ -73,7 +73,7 @@ def test_drop_cold_file_pages_unmaps_clean_read_only_pages_and_keeps_private_cop
     relocated.write_bytes(bytes(4 * mmap.PAGESIZE))
     with (
         open(clean, "rb") as f,
-        mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as code,
+        mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ) as code,
         open(relocated, "r+b") as g,
         mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_COPY) as relro,
     ):
@@ -89,6 +89,14 @@ def test_drop_cold_file_pages_unmaps_clean_read_only_pages_and_keeps_private_cop
             assert code[:] == data  # faulted back from the page cache
         finally:
             view.release()
+
+
+def test_drop_cold_file_pages_without_proc_drops_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_proc() -> list[tuple[int, int]]:
+        raise FileNotFoundError("/proc/self/smaps")
+
+    monkeypatch.setattr(memory, "_clean_read_only_spans", no_proc)
+    assert memory.drop_cold_file_pages() == 0  # a chroot without /proc: READY goes on
 
 
 def test_the_daemon_releases_memory_at_ready_and_after_each_session(
