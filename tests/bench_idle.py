@@ -29,7 +29,6 @@ question wake the daemon, the simulator answers, the countdown closes the sessio
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
 import statistics
 import subprocess
@@ -192,6 +191,34 @@ def _thread_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _start_run(
+    workdir: Path, cfg: Path, env: dict[str, str], stderr: int
+) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """`voicepi run --config cfg` with a NOTIFY_SOCKET this process binds; READY not awaited."""
+    notify = str(workdir / "notify.sock")
+    Path(notify).unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg), "--log-format", "json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env={**_env(notify), **env},
+        cwd=ROOT,
+    )
+    return proc, sock
+
+
+def _memory(pid: int) -> dict[str, float]:
+    """RSS and its anonymous part (MiB), and threads, from /proc."""
+    return {
+        "rss": _status(pid, "VmRSS") / 1024,
+        "anon": _status(pid, "RssAnon") / 1024,
+        "threads": _status(pid, "Threads"),
+    }
+
+
 def run_idle(
     workdir: Path,
     rate: int,
@@ -211,19 +238,7 @@ def run_idle(
         mic = "pulse"
         if talk:
             pulse.play(audio, rate=rate)
-    cfg = _config(workdir, mic, speaker)
-    notify = str(workdir / "notify.sock")
-    Path(notify).unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(notify)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg), "--log-format", "json"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**_env(notify), **env},
-        cwd=ROOT,
-    )
+    proc, sock = _start_run(workdir, _config(workdir, mic, speaker), env, subprocess.DEVNULL)
     try:
         _wait_ready(sock, proc)
         time.sleep(SETTLE_S)
@@ -233,9 +248,7 @@ def run_idle(
         return {
             "cpu": (_cpu_seconds(proc.pid) - c0) / wall,
             "main": (_thread_cpu(proc.pid) - m0) / wall,
-            "rss": _status(proc.pid, "VmRSS") / 1024,
-            "anon": _status(proc.pid, "RssAnon") / 1024,
-            "threads": _status(proc.pid, "Threads"),
+            **_memory(proc.pid),
         }
     finally:
         _stop(proc)
@@ -262,37 +275,20 @@ def run_after_session(workdir: Path, pulse: PulseServer) -> dict[str, float]:
         + "[session]\ninactivity_timeout = 3\n",
         encoding="utf-8",
     )
-    notify = str(workdir / "notify.sock")
-    Path(notify).unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(notify)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg), "--log-format", "json"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**_env(notify), **dict(pulse.env)},
-        cwd=ROOT,
-    )
+    proc, sock = _start_run(workdir, cfg, dict(pulse.env), subprocess.PIPE)
     assert proc.stderr is not None
     drain = threading.Thread(target=proc.stderr.read, daemon=True)
     try:
         _wait_ready(sock, proc)  # the mic is open: what is played now is heard
         pulse.play(SPEECH / "hey_jarvis_then_question.wav")
         for line in proc.stderr:  # the journal's lines: wait for the session to close
-            if os.environ.get("VP_DEBUG"):
-                print(line[:150])
             if b'"session_closed"' in line:
                 break
         else:
             raise RuntimeError("voicepi run exited before a session closed")
         drain.start()
         time.sleep(IDLE_S)
-        return {
-            "rss": _status(proc.pid, "VmRSS") / 1024,
-            "anon": _status(proc.pid, "RssAnon") / 1024,
-            "threads": _status(proc.pid, "Threads"),
-        }
+        return _memory(proc.pid)
     finally:
         _stop(proc)
         _stop(sim)
