@@ -18,11 +18,11 @@
 - start-up code runs once (imports, ALSA's configuration and PortAudio's device scan,
   the JACK probe of Debian's PortAudio, model loading) and its pages of the shared
   libraries stay mapped for the process's life, with the kernel's fault-around mapping
-  their neighbours too: ``drop_cold_file_pages`` once at READY unmaps every clean
-  read-only file page, and the idle loop faults its own working set back in from the
-  page cache. It frees no anonymous memory; it leaves RSS the working set rather than
-  everything start-up touched (the unmapped pages stay in the page cache, cheaper to
-  reclaim than mapped ones).
+  their neighbours too: ``drop_cold_file_pages`` at READY and after each session unmaps
+  the clean pages of private read-only file mappings, and the idle loop faults its own
+  working set back in from the page cache. It frees no anonymous memory; it leaves RSS
+  the working set rather than everything start-up touched (the unmapped pages stay in
+  the page cache, cheaper to reclaim than mapped ones).
 
 Each is best effort: on a libc without the call (musl) it does nothing and says so.
 """
@@ -110,8 +110,10 @@ def drop_cold_file_pages() -> int:
     and holds no anonymous pages (``Anonymous: 0 kB`` in /proc/self/smaps): a RELRO
     page the loader relocated is a private copy that MADV_DONTNEED would throw away, so
     any mapping holding one is left alone. The next access to a dropped page is a minor
-    fault from the page cache. Call from the main thread once start-up is over (no
-    concurrent ``dlopen``). Without /proc or madvise it drops nothing and returns 0.
+    fault from the page cache (of the mapped inode: a package manager replaces a library
+    rather than rewriting it, so a running daemon keeps reading the version it loaded).
+    Call from the main thread once start-up is over (no concurrent ``dlopen``). Without
+    /proc or madvise it drops nothing and returns 0.
     """
     libc = _libc()
     madvise = getattr(libc, "madvise", None)

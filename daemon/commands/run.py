@@ -78,7 +78,8 @@ def releasing_after_sessions(loop: asyncio.AbstractEventLoop) -> Callable[[ev.Ev
     def emit(event: ev.Event) -> None:
         emit_to_log(event)
         if isinstance(event, ev.SessionClosed):
-            loop.call_soon_threadsafe(loop.call_later, RELEASE_AFTER_SESSION_S, memory.release)
+            with contextlib.suppress(RuntimeError):  # the loop already closed: nothing to do
+                loop.call_soon_threadsafe(loop.call_later, RELEASE_AFTER_SESSION_S, memory.release)
 
     return emit
 
