@@ -74,13 +74,20 @@ pin_factory = "mock"
     return cfg
 
 
-def _start(cfg: Path, notify: str) -> subprocess.Popen[bytes]:
+def _start(
+    cfg: Path,
+    notify: str,
+    env: dict[str, str] | None = None,
+    stderr: int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """`voicepi run --config cfg` reporting to ``notify``; ``env`` adds variables (a
+    PulseAudio server's), ``stderr`` PIPE reads its journal lines."""
     return subprocess.Popen(
         [sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg), "--log-format", "json"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(notify),
+        stderr=stderr,
+        env={**_env(notify), **(env or {})},
         cwd=ROOT,
     )
 

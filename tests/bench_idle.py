@@ -47,7 +47,15 @@ from daemon.dsp import Resampler
 from daemon.wakeword import FRAME_SAMPLES, SAMPLE_RATE, WakeWordDetector
 from daemon.wakeword.wav import read_wav
 from tests.bench import Row, bench, cpu_seconds
-from tests.bench_daemon import CLK_TCK, _cpu_seconds, _env, _status, _stop, _wait_ready
+from tests.bench_daemon import (
+    CLK_TCK,
+    _cpu_seconds,
+    _env,
+    _start,
+    _status,
+    _stop,
+    _wait_ready,
+)
 from tests.pulse import PulseServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,15 +207,7 @@ def _start_run(
     Path(notify).unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(notify)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg), "--log-format", "json"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env={**_env(notify), **env},
-        cwd=ROOT,
-    )
-    return proc, sock
+    return _start(cfg, notify, env, stderr), sock
 
 
 def _memory(pid: int) -> dict[str, float]:
