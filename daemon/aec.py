@@ -21,9 +21,17 @@ was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a
 start-up burst, a stalled stream, clock drift between two devices) the offset is
 moved so that it would have been the cushion. A player that rendered nothing
 for a while (a stream that started after the mic, a stalled or parked one) is a
-gap, not a late reference: after ``STALL_MS`` without a block it played silence,
-so its next block is placed where the capture clock says it belongs (the gap is
-zeros) and the consumer does not count the stall against the alignment. The canceller
+gap, not a late reference: the time it rendered nothing is zeros, and the consumer
+does not count it against the alignment. How many zeros comes from the device's
+own clock where the player passes it: PortAudio's DAC time of each block (when its
+first sample sounds) minus where the previous block ended. That keeps the reference
+exactly where it was against the echo, so AEC3's learned delay still holds after a
+parked stream restarts (measured through PulseAudio here: the DAC-to-echo delay
+stayed within 41-45 ms over restarts and under load, where the arrival times of the
+blocks placed it 38-166 ms). Without DAC times, or when they disagree with the
+monotonic clock (PortAudio 19.6 stamps with CLOCK_REALTIME, which NTP can step),
+the next block after ``STALL_MS`` without one is placed where the capture clock
+says it belongs. The canceller
 is never reset between answers: its filter keeps the room it learned. AEC3 alters
 a clean voice even with a silent reference (a 128-sample delay and a correlation
 of 0.94 with the input, measured on the question fixture), so until a sounding
@@ -71,6 +79,10 @@ ACTIVE_REF = 100.0**2  # mean square of a sounding reference frame (-50 dBFS)
 HOLD_FRAMES = 30  # muting outlasts the last sounding frame by the echo's delay and tail
 STALL_MS = 500  # no block from the player this long: it renders nothing (a running one
 # calls back every block even starved; past its buffer, 40-200 ms, it underflowed anyway)
+DAC_JITTER_MS = 2  # a DAC gap shorter than this is the timestamps' jitter (0.04 ms p99 here)
+DAC_SLACK_S = 0.05  # a DAC gap may exceed the blocks' arrival gap by this much (callback jitter)
+DAC_LATENESS_S = 2.0  # nor trail it by more: a block is handed at most its buffer ahead
+DAC_REWIND_S = 0.5  # a stream restarted while parking drops this much unplayed silence at most
 TAIL_FRAMES = 80  # after the last sounding reference frame, echo can still arrive (0.8 s)
 IDLE_FRAMES = 300  # nothing sounded for 3 s: idle, AEC3 skips the frames
 AEC3_DELAY = 128  # samples AEC3 delays what it passes (measured, pywebrtc-audio at 16 kHz)
@@ -109,7 +121,7 @@ class EchoStats:
 
     frames: int  # capture frames processed
     reference_underruns: int  # capture frames processed against zeros (reference late)
-    reference_gaps: int  # times the player rendered nothing for STALL_MS or more (zeros)
+    reference_gaps: int  # times the reference was placed after a gap (parked, stalled, dry)
     resyncs: int  # times the alignment was moved (lead out of range in a 0.5 s window)
     device_underflows: int  # times the speaker device ran dry (the warm-up mute again)
     muted_frames: int  # frames muted while AEC3 learned the echo path (warm-up)
@@ -155,6 +167,7 @@ class EchoCanceller:
         self._bad_windows = 0  # windows in a row whose lowest lead was out of range
         self._mic = np.zeros(0, dtype=np.int16)  # 16 kHz mic samples short of a frame
         self._ref_time: float | None = None  # when the player last handed a block
+        self._dac_end: float | None = None  # PortAudio time the newest block stops sounding
         self._cap_time: float | None = None  # when the last capture block was processed
         self._quiet = TAIL_FRAMES  # frames since a sounding reference frame was used
         self._ran_dry = False  # the speaker device underflowed since the last block
@@ -173,19 +186,36 @@ class EchoCanceller:
         self._hold = 0  # frames the warm-up mute still lasts
         self.muted_frames = 0  # frames silenced while AEC3 was still learning the echo path
 
-    def reference(self, block: np.ndarray, rate: int) -> None:
-        """Queue what the player just handed the device (int16 mono at ``rate``)."""
+    def reference(self, block: np.ndarray, rate: int, dac_time: float | None = None) -> None:
+        """Queue what the player just handed the device (int16 mono at ``rate``).
+
+        ``dac_time``: when the block's first sample sounds, on the player's stream
+        clock (PortAudio's ``output_buffer_dac_time``, seconds), or None when the
+        device gives none (a file). With it, the silence the device played since the
+        previous block (a parked or stalled stream, an underflow) is placed exactly."""
         ref = _resampler(self._ref_resamplers, rate).process(np.asarray(block, dtype=np.int16))
         n = len(ref)
         if n == 0:
             return
         now = self._clock()
         with self._lock:
+            silence = self._dac_silence(now, dac_time)
+            self._dac_end = dac_time + len(block) / rate if dac_time and dac_time > 0 else None
             stalled = self._ref_time is None or now - self._ref_time >= STALL_MS / 1000
             stalled = stalled or self._ran_dry
             self._ran_dry = False
             self._ref_time = now
-            if stalled and self._pos is not None and self._cap_time is not None:
+            if silence is not None:
+                if silence > 0:
+                    self._write(np.zeros(min(silence, len(self._ring)), dtype=np.int16), silence)
+                elif silence < 0:
+                    # Restarted before its last blocks played (PortAudio dropped them):
+                    # that idle silence never sounded, this block takes its place.
+                    self._ref_total -= -silence
+                if silence:
+                    self.reference_gaps += 1
+                    self._low, self._window, self._bad_windows = 1 << 62, 0, 0
+            elif stalled and self._pos is not None and self._cap_time is not None:
                 # The first block after the player rendered nothing for STALL_MS (a late
                 # start, a parked or dead stream): that time was silence, so it is zeros,
                 # and this block's end belongs where the capture is now (extrapolated
@@ -200,6 +230,20 @@ class EchoCanceller:
                     self.reference_gaps += 1
                     self._low, self._window, self._bad_windows = 1 << 62, 0, 0
             self._write(ref, n)
+
+    def _dac_silence(self, now: float, dac_time: float | None) -> int | None:
+        """16 kHz samples of silence the device played between the previous block and
+        this one, by their DAC times (negative: the previous blocks' unplayed end was
+        dropped by a restart); None when those cannot be trusted (lock held)."""
+        if not dac_time or dac_time <= 0 or self._dac_end is None or self._ref_time is None:
+            return None
+        gap = dac_time - self._dac_end
+        # What the wall clock saw pass minus what the device says it played: a block is
+        # handed before it sounds, by up to its buffer. Anything else is a stepped clock.
+        lateness = (now - self._ref_time) - gap
+        if not -DAC_SLACK_S <= lateness <= DAC_LATENESS_S or gap < -DAC_REWIND_S:
+            return None
+        return round(gap * RATE) if abs(gap) >= DAC_JITTER_MS / 1000 else 0
 
     def _write(self, ref: np.ndarray, n: int) -> None:
         """Append ``n`` samples whose last ``len(ref)`` are ``ref`` (lock held)."""
@@ -292,7 +336,13 @@ class EchoCanceller:
                     # ends at _ref_total: the block's first frame pairs ``whole`` earlier,
                     # less the cushion. (Anchoring its first frame at the newest reference
                     # would leave its later frames without one until a resync.)
-                    self._pos = max(0, self._ref_total - self._cushion - whole)
+                    total = self._ref_total
+                    if self._ref_time is not None and now - self._ref_time >= STALL_MS / 1000:
+                        # A mic reopened while the speaker is parked: the reference is
+                        # where it would be had the player rendered silence since its
+                        # last block, which is where the restart's DAC times put it.
+                        total += round((now - self._ref_time) * RATE)
+                    self._pos = max(0, total - self._cushion - whole)
                     self._low, self._window, self._bad_windows = 1 << 62, 0, 0
         for start in range(0, whole, FRAME):
             far = self._take_reference(now)

@@ -37,13 +37,20 @@ def _answer(seconds: float) -> bytes:
 
 
 class SimClock:
-    """Seconds of simulated audio: the canceller's clock in a room run faster than real time."""
+    """Seconds of simulated audio: the canceller's clock in a room run faster than real time.
+
+    ``t`` is the true time (the devices'); the canceller reads ``t + skew``: a skew set
+    between two blocks is a thread held off, its next block arriving that much late."""
 
     def __init__(self) -> None:
         self.t = 100.0
+        self.skew = 0.0
 
     def __call__(self) -> float:
-        return self.t
+        return self.t + self.skew
+
+
+AHEAD_S = 0.05  # a rendered block sounds this long after its callback (its DAC time)
 
 
 def _run_room(
@@ -55,9 +62,11 @@ def _run_room(
     user_at: float = 0.0,
     preplay_blocks: int = 0,
     clock: SimClock | None = None,
+    dac: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Play an answer through the engine; returns (mic as heard, mic after the canceller).
-    ``clock``, the canceller's, advances 20 ms per block."""
+    ``clock``, the canceller's, advances 20 ms per block; with ``dac`` each block carries
+    its DAC time, the true time it sounds (as PortAudio stamps it)."""
     engine = PlaybackEngine(device_rate=DEV_RATE, volume=80)
     engine.reference_tap = canceller.reference
     for _ in range(preplay_blocks):  # the player ran before the mic opened
@@ -75,7 +84,8 @@ def _run_room(
     for _ in range(int(seconds * 50)):
         if clock is not None:
             clock.t += 0.02
-        block = engine.render(BLOCK)  # the player renders before the mic hears it
+        dac_time = clock.t + AHEAD_S if dac and clock is not None else None
+        block = engine.render(BLOCK, dac_time)  # the player renders before the mic hears it
         sounded = np.concatenate((sounded, to_mic.process(block.astype(np.float32))))
         src = sounded[mic_pos : mic_pos + MIC_BLOCK]
         mic_pos += MIC_BLOCK
@@ -174,6 +184,80 @@ def test_a_stalled_player_between_answers_keeps_the_alignment_and_the_warm_up() 
     assert _db(heard[16000:]) - _db(out[16000:]) >= 30  # the learned room still holds
 
 
+@pytest.mark.parametrize("skew_s", [0.12, -0.06])
+def test_a_restarted_stream_is_placed_by_its_dac_times_not_by_when_its_blocks_arrive(
+    skew_s: float,
+) -> None:
+    # A parked speaker restarts for the next answer: its first blocks come in a burst,
+    # its callbacks and the capture's are held off at will under load (through
+    # PulseAudio the arrival times placed the reference 38-166 ms after its echo). The
+    # DAC times say where it sounds: AEC3's learned delay holds from the first block.
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock)
+    _run_room(canceller, 3.0, delay_ms=100, clock=clock, preplay_blocks=5, dac=True)
+    _capture_only(canceller, clock, 2.0)  # the speaker parked for 2 s
+    clock.skew = skew_s
+    heard, out = _run_room(canceller, 3.0, delay_ms=100, clock=clock, dac=True)
+    stats = canceller.stats()
+    assert (stats.resyncs, stats.reference_gaps) == (0, 1), stats
+    assert _db(heard[:16000]) - _db(out[:16000]) >= 30  # from the answer's first second
+
+
+def test_a_mic_reopened_while_the_speaker_is_parked_keeps_the_room() -> None:
+    # The mic stalled and was reopened (realign) while the idle speaker was parked: its
+    # first block must pair with where the reference would be by now, not with the last
+    # block the parked stream rendered seconds ago (in the room, a stalled mic at start-up
+    # then made the next answers interrupt themselves).
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock)
+    _run_room(canceller, 3.0, delay_ms=100, clock=clock, preplay_blocks=5, dac=True)
+    _capture_only(canceller, clock, 1.0)  # parked
+    canceller.realign()
+    _capture_only(canceller, clock, 1.0)
+    heard, out = _run_room(canceller, 3.0, delay_ms=100, clock=clock, dac=True)
+    stats = canceller.stats()
+    assert stats.resyncs == 0, stats
+    assert _db(heard[:16000]) - _db(out[:16000]) >= 30
+
+
+def test_dac_times_from_a_stepped_clock_fall_back_to_the_capture_clock() -> None:
+    # PortAudio 19.6 stamps with CLOCK_REALTIME: NTP stepping it while the speaker was
+    # parked (a Pi without an RTC syncs after boot) must not insert an hour of zeros.
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock)
+    _run_room(canceller, 3.0, delay_ms=100, clock=clock, preplay_blocks=5, dac=True)
+    _capture_only(canceller, clock, 2.0)
+    engine = PlaybackEngine(device_rate=DEV_RATE)
+    engine.reference_tap = canceller.reference
+    clock.t += 0.02
+    engine.render(BLOCK, clock.t + AHEAD_S + 3600.0)
+    canceller.process(np.zeros(MIC_BLOCK, dtype=np.int16), 16000)
+    stats = canceller.stats()
+    assert stats.reference_gaps == 1 and 0 <= stats.lead_ms <= 200, stats
+
+
+def test_a_stream_restarted_before_its_last_blocks_sounded_takes_their_place() -> None:
+    # Restarted right after it parked, PortAudio dropped the idle blocks it still held
+    # (60 ms through PulseAudio here): the next block's DAC time is before where they
+    # would have ended. That silence never sounded; kept in the reference, it would put
+    # every later block 60 ms after its echo.
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock)
+    zeros = np.zeros(BLOCK, dtype=np.int16)
+    dac = clock.t + AHEAD_S
+    for _ in range(10):
+        clock.t += 0.02
+        canceller.reference(zeros, DEV_RATE, dac)
+        dac += 0.02
+    canceller.process(np.zeros(160, dtype=np.int16), 16000)
+    before = canceller.stats().lead_ms
+    clock.t += 0.02
+    canceller.reference(zeros, DEV_RATE, dac - 0.06)
+    after = canceller.stats()
+    assert after.lead_ms == pytest.approx(before + 20 - 60), (before, after)
+    assert after.reference_gaps == 1
+
+
 def test_with_nothing_played_the_voice_passes_bit_exact() -> None:
     # AEC3 with a silent reference still delays and reshapes a voice (correlation 0.94
     # on this fixture): the wake word and the server must get the mic as it was.
@@ -235,7 +319,7 @@ def test_auto_is_on_for_voice_barge_in_without_hardware_aec() -> None:
 def test_a_failing_reference_tap_is_dropped_and_playback_goes_on() -> None:
     engine = PlaybackEngine(device_rate=DEV_RATE)
 
-    def broken(block: np.ndarray, rate: int) -> None:
+    def broken(block: np.ndarray, rate: int, dac_time: float | None) -> None:
         raise RuntimeError("boom")
 
     engine.reference_tap = broken

@@ -27,6 +27,7 @@ from hw.audio import (
     open_capture,
     open_player,
 )
+from hw.audio.playback import PARK_AFTER_S
 from tests.audio_helpers import Collector, Tracker, wait_for
 from tests.pulse import (
     MIC_RATE,
@@ -41,6 +42,7 @@ from tests.pulse import (
 pytestmark = pytest.mark.pulse
 
 REC_RATE = 24000
+PARK_BLOCKS = int(PARK_AFTER_S / 0.02)  # 20 ms blocks, the player's default
 
 
 # --------------------------------------------------------------------------- capture
@@ -399,3 +401,38 @@ def test_an_idle_output_stream_is_parked_and_the_next_item_plays_in_full(
         player.close()
         recorded = rec.stop()
     assert best_lag(recorded, sound)[1] > 0.98  # the last item reached the sink intact
+
+
+def test_with_an_echo_reference_the_idle_stream_parks_on_its_dac_times_and_a_session_holds_it(
+    pulse: PulseServer,
+) -> None:
+    """The canceller's reference tap no longer keeps an idle stream running: every block
+    PortAudio renders carries its DAC time, consecutive ones a block apart, and the time
+    the stream was parked shows as a gap of exactly that silence. keep_running holds it."""
+    taps: list[tuple[int, int, float | None]] = []
+    # Someone listens to the sink, as the room's mic does (unheard, the null sink here
+    # paced a restarted stream in 2 s chunks)
+    rec = pulse.record(rate=REC_RATE)
+    player = open_player("pulse", volume=100)
+    try:
+        assert isinstance(player, PyAudioPlayer)
+        player.set_reference_tap(lambda block, rate, dac: taps.append((len(block), rate, dac)))
+        wait_for(lambda: player.parked, timeout=10.0)
+        parked_at = len(taps)
+        played_on(rec, 0.3)  # the sink ran on 0.3 s: the parked stream's last blocks sounded
+        player.keep_running(True)  # the wake: running until the session closes
+        assert not player.parked
+        wait_for(lambda: len(taps) >= parked_at + int(1.5 * PARK_BLOCKS))
+        assert not player.parked  # idle for longer than PARK_AFTER_S, still running
+        player.keep_running(False)
+        wait_for(lambda: player.parked, timeout=10.0)
+    finally:
+        player.close()
+        rec.stop()
+    dac = [t for _, _, t in taps]
+    assert all(t is not None and t > 0 for t in dac), dac[:5]
+    ends = [t + n / rate for n, rate, t in taps if t is not None]
+    gaps = [b - a for a, b in zip(ends[:-1], [t for t in dac[1:] if t is not None], strict=True)]
+    # a running stream's blocks follow one another to the sample; the park is one gap
+    assert max(abs(g) for i, g in enumerate(gaps) if i != parked_at - 1) < 0.002
+    assert gaps[parked_at - 1] > 0.1

@@ -4,6 +4,7 @@ with the user, against the simulator's energy VAD (server-side barge-in)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,62 @@ async def test_with_echo_cancel_the_answer_plays_to_its_end_without_speech_start
     assert clean, f"the speaker or its reference starved during all {starved} answers (CPU)"
     assert clean[0] == [], (app.built.echo.stats(), app.summary())
     assert sim.sessions[0].truncates == []
+
+
+async def test_with_echo_cancel_the_speaker_parks_between_sessions_and_keeps_the_room(
+    pulse_mic: Any, detector: WakeWordDetector
+) -> None:
+    # Idle, the speaker's stream parks: no callback every 20 ms only to feed the
+    # canceller silence (with a PulseAudio mic and speaker, 0.023 of the idle 0.044 CPU
+    # s/s). The next wake restarts it, chime first. The canceller places the restarted
+    # reference by its DAC times, so the echo delay AEC3 learned in the first session
+    # still holds when the next session's answer starts (placed by the arrival clock
+    # instead, it interrupted itself at 260 ms in one run of two). Starved sessions (a
+    # speaker underflow, a resync, a stalled mic) are counted apart, as above.
+    answers = iter(["The weather is mild today, with a light breeze."])
+    async with Simulator(
+        transcripts=[QUESTION] * 4, answer=lambda _: next(answers, LONG_ANSWER)
+    ) as sim:
+        cfg = appliance_config(
+            sim.url,
+            audio={"echo_cancel": "on", "barge_in": "voice"},
+            realtime={"turn_detection": "server_vad"},
+            sounds={"wake": "default"},
+        )
+        with pulse_mic.room(echo_latency_ms=40):
+            app = await start(cfg, detector)
+            speaker = app.app.parts.speaker
+            echo = app.built.echo
+            assert echo is not None
+
+            def hunger() -> tuple[int, int, int]:
+                errors = len(app.of(ev.Error))  # a stalled mic
+                return speaker.output_underflows, echo.stats().resyncs, errors
+
+            try:
+                clean: list[list[Any]] = []
+                starved = 0
+                for session in range(4):
+                    async with asyncio.timeout(30):
+                        while not speaker.parked:
+                            await asyncio.sleep(0.05)
+                    before = hunger()
+                    gaps = echo.stats().reference_gaps
+                    mark = await _ask(app, pulse_mic)
+                    await app.wait_state("listening", 60, after=mark)
+                    app.app.end_session()
+                    await app.wait(lambda e: isinstance(e, ev.SessionClosed), 30, after=mark)
+                    assert echo.stats().reference_gaps > gaps  # restarted, placed by DAC time
+                    if session == 0:
+                        continue  # it learned the room (under the warm-up mute)
+                    if hunger() == before:
+                        clean.append(_speech_over_answer(app, mark))
+                        break
+                    starved += 1
+            finally:
+                assert await app.stop() == 0
+    assert clean, f"the speaker or its reference starved during all {starved} answers (CPU)"
+    assert clean[0] == [], (echo.stats(), app.summary())
 
 
 async def test_with_echo_cancel_the_user_saying_stop_interrupts_at_the_samples_played(

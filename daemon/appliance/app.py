@@ -141,6 +141,9 @@ class Appliance(MicrophoneMixin, SpeakerMixin):
             self.cfg.session.inactivity_timeout, self.cfg.session.countdown
         )
         self.run_ = SessionRun(session=session, started=self.parts.clock())
+        # No parking until the session closes: every answer starts on a running stream
+        # whose echo reference is in its steady state.
+        self.parts.speaker.keep_running(True)
         self._set_backlog_limit()
         # Buffered by the engine until the session is configured: nothing said is lost.
         session.send_audio(self.path.start_session(start).tobytes())
@@ -208,6 +211,7 @@ class Appliance(MicrophoneMixin, SpeakerMixin):
         self._set_backlog_limit()
         self._end_when_drained = False
         self.parts.speaker.flush()
+        self.parts.speaker.keep_running(False)
         self._remaining = None
         self.sound_queue.flushed()
         reason = run.close_reason or "server_closed"

@@ -68,6 +68,12 @@ class _Seg:
     pos: int = 0
 
 
+# The echo canceller's reference: every rendered block (int16 mono), the device rate
+# (Hz) and when the block's first sample sounds (PortAudio's DAC time, seconds; None
+# where the sink has no such clock).
+ReferenceTap = Callable[[np.ndarray, int, float | None], None]
+
+
 class PlaybackEngine:
     def __init__(
         self,
@@ -86,9 +92,8 @@ class PlaybackEngine:
         self.jitter_frames = max(0, int(jitter_ms * device_rate // 1000))
         self.fade_frames = max(1, int(fade_ms * device_rate / 1000))
         self.tracker = tracker
-        # Called with every rendered block and the device rate (the echo canceller's
-        # reference: what the device really got). Audio thread: must be quick.
-        self.reference_tap: Callable[[np.ndarray, int], None] | None = None
+        # What the device really got and when it sounds. Audio thread: must be quick.
+        self.reference_tap: ReferenceTap | None = None
         self._resampler = (
             Resampler(source_rate, device_rate) if source_rate != device_rate else None
         )
@@ -232,8 +237,12 @@ class PlaybackEngine:
 
     # ------------------------------------------------------------------ audio side
 
-    def render(self, frames: int) -> np.ndarray:
-        """The next ``frames`` device-rate mono int16 samples. Cheap; never blocks long."""
+    def render(self, frames: int, dac_time: float | None = None) -> np.ndarray:
+        """The next ``frames`` device-rate mono int16 samples. Cheap; never blocks long.
+
+        ``dac_time``: when the block's first sample will sound, on the output stream's
+        clock (PortAudio's ``output_buffer_dac_time``, seconds), passed on to the
+        reference tap; None where the sink has no such clock (a file)."""
         events: list[tuple[str, tuple[object, ...]]] = []
         with self._lock:
             if self._idle():
@@ -248,7 +257,7 @@ class PlaybackEngine:
                 silence = None
         if silence is not None:
             # An echo canceller's reference must stay continuous: silence is zeros.
-            self._tap(silence)
+            self._tap(silence, dac_time)
             return silence
         with self._lock:
             out = np.zeros(frames, dtype=np.float32)
@@ -267,7 +276,7 @@ class PlaybackEngine:
             self.frames_rendered += frames
         block = float_to_int16(out)
         self._level = rms_dbfs(block)
-        self._tap(block)
+        self._tap(block, dac_time)
         self._dispatch(events)
         return block
 
@@ -338,12 +347,12 @@ class PlaybackEngine:
         out *= np.linspace(self._gain, self._target_gain, len(out), dtype=np.float32)
         self._gain = self._target_gain
 
-    def _tap(self, block: np.ndarray) -> None:
+    def _tap(self, block: np.ndarray, dac_time: float | None) -> None:
         tap = self.reference_tap
         if tap is None:
             return
         try:
-            tap(block, self.device_rate)
+            tap(block, self.device_rate, dac_time)
         except Exception as exc:  # a broken canceller must not silence the speaker
             self.reference_tap = None
             log.error("playback reference tap failed, echo reference off: %s", exc)
