@@ -385,6 +385,29 @@ def test_a_speaker_underflow_mutes_the_echo_until_aec3_has_heard_a_second_again(
     assert stats.muted_frames - muted >= aec.WARMUP_FRAMES, stats
 
 
+def test_idle_blocks_with_a_parked_player_pass_in_one_step_bit_exact() -> None:
+    """Idle with the speaker parked, a mic block passes in one step: the same samples
+    and counters as frame by frame (a monitor makes the canceller go frame by frame)."""
+    speech, _ = load_mono(SPEECH / "hey_jarvis_then_question.wav", rate=16000)
+    runs = []
+    for monitor in (None, lambda near, far, out: None):
+        clock = SimClock()
+        canceller = aec.EchoCanceller(clock=clock)
+        canceller.monitor = monitor
+        _, before = _run_room(canceller, 3.0, delay_ms=100, clock=clock, dac=True)
+        _capture_only(canceller, clock, 4.0)  # parked: AEC3 goes idle
+        idle = []
+        for i in range(0, len(speech) - 1280 + 1, 1280):  # someone speaks, nothing plays
+            clock.t += 0.08
+            idle.append(canceller.process(speech[i : i + 1280], 16000))
+        _, after = _run_room(canceller, 3.0, delay_ms=100, clock=clock, dac=True)
+        runs.append((np.concatenate((before, *idle, after)), canceller.stats(), canceller))
+    (fast, fast_stats, fast_c), (slow, slow_stats, slow_c) = runs
+    assert fast_c.bypassed_frames == slow_c.bypassed_frames > len(speech) // aec.FRAME - 10
+    assert fast_stats == slow_stats
+    assert np.array_equal(fast, slow)
+
+
 def test_idle_frames_skip_aec3_and_the_next_answer_is_still_cancelled() -> None:
     """Once nothing has sounded for IDLE_FRAMES, AEC3 is not called (idle, it was most
     of the daemon's CPU); the learned room holds for the next answer."""
