@@ -20,6 +20,7 @@ from tests.bench import Row, bench
 
 ANSWERS = 20
 OFF_ANSWERS = 3  # the baseline without the canceller: every answer interrupts itself
+PARKED_ANSWERS = 10  # each a new session after the speaker parked
 
 
 class LivekitBackend:
@@ -152,6 +153,55 @@ async def _answers(pulse: Any, det: Any, echo_cancel: str, n: int, user: bool) -
     return result
 
 
+async def _answers_after_park(pulse: Any, det: Any, n: int) -> dict[str, Any]:
+    """Each answer in a new session, asked once the idle speaker has parked: the wake
+    restarts the stream (the wake chime first) and the canceller places its reference
+    by the DAC times. The first session learns the room and is not counted."""
+    from daemon.realtime.simulator import Simulator
+    from tests.appliance_harness import appliance_config, start
+    from tests.test_echo_room import LONG_ANSWER, QUESTION
+
+    result: dict[str, Any] = {"self": 0, "answers": 0, "starved": 0, "self_fed": 0}
+    async with Simulator(transcripts=[QUESTION] * (n + 2), answer=lambda _: LONG_ANSWER) as s:
+        cfg = appliance_config(
+            s.url,
+            audio={"echo_cancel": "on", "barge_in": "voice"},
+            realtime={"turn_detection": "server_vad"},
+            sounds={"wake": "default"},
+        )
+        with pulse.room(echo_latency_ms=40):
+            app = await start(cfg, det)
+            speaker = app.app.parts.speaker
+            try:
+                for i in range(n + 1):
+                    async with asyncio.timeout(30):
+                        while not speaker.parked:
+                            await asyncio.sleep(0.05)
+                    before = speaker.output_underflows
+                    await _ask(app, pulse)
+                    mark = app.mark()
+                    await app.wait_state("listening", 60, after=mark)
+                    app.app.end_session()
+                    await app.wait(lambda e: isinstance(e, ev.SessionClosed), 30, after=mark)
+                    if i == 0:
+                        continue
+                    starved = speaker.output_underflows != before
+                    interrupted = [
+                        e for _, e in app.events[mark:] if isinstance(e, ev.AudioInterrupted)
+                    ]
+                    result["answers"] += 1
+                    result["starved"] += starved
+                    result.setdefault("played_ms", []).append(
+                        interrupted[0].played_ms if interrupted else None
+                    )
+                    if interrupted:
+                        result["self"] += 1
+                        result["self_fed"] += not starved
+            finally:
+                await app.stop()
+    return result
+
+
 @bench
 def echo_room() -> list[Row]:
     from daemon.wakeword import WakeWordDetector
@@ -165,10 +215,11 @@ def echo_room() -> list[Row]:
             quiet = asyncio.run(_answers(pulse, det, "on", ANSWERS, user=False))
             talk = asyncio.run(_answers(pulse, det, "on", ANSWERS, user=True))
             off = asyncio.run(_answers(pulse, det, "off", OFF_ANSWERS, user=False))
+            parked = asyncio.run(_answers_after_park(pulse, det, PARKED_ANSWERS))
         finally:
             pulse.stop()
             det.close()
-    for name, res in (("quiet", quiet), ("talk", talk), ("off", off)):
+    for name, res in (("quiet", quiet), ("talk", talk), ("off", off), ("parked", parked)):
         print(f"echo room {name}: interrupted at (ms)", res.get("played_ms"), file=sys.stderr)
     report = quiet.get("report")
     rows = [
@@ -185,6 +236,21 @@ def echo_room() -> list[Row]:
             "answers",
             "answers with a speaker underflow (quiet + talk)",
             quiet["starved"] + talk["starved"],
+        ),
+        Row(
+            f"echo room: self-interruptions per answer, the first of a session after the "
+            f"speaker parked ({parked['answers']} sessions)",
+            parked["self"] / max(1, parked["answers"]),
+            "per answer",
+            "answers in one running session",
+            quiet["self"] / max(1, quiet["answers"]),
+        ),
+        Row(
+            "echo room: of them in answers the speaker played without an underflow",
+            parked["self_fed"],
+            "answers",
+            "answers with a speaker underflow",
+            parked["starved"],
         ),
         Row(
             f"echo room: user 'stop' 2 s in detected, AEC3 on ({talk['answers']} answers)",
