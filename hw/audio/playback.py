@@ -231,11 +231,11 @@ class PyAudioPlayer(Player):
             if block is not self._silent[0]:
                 self._silent = (block, bytes(2 * self.channels * frame_count))
             self._idle_blocks += 1
-            # With an echo canceller only on a device that stamps its blocks: the
-            # canceller places the restarted reference by the DAC times.
-            if self._idle_blocks >= self._park_blocks and self._may_park():
-                with self._park_lock:  # write() queues, then checks _parked under this lock
-                    if self.engine.idle:
+            if self._idle_blocks >= self._park_blocks:
+                # write() queues, then checks _parked under this lock; keep_running sets
+                # its flag under it, so a wake never finds the stream parking behind it.
+                with self._park_lock:
+                    if self.engine.idle and self._may_park():
                         self._parked = True
                         return self._silent[1], self._paComplete
             return self._silent[1], self._paContinue  # idle: the same bytes every block
@@ -262,12 +262,15 @@ class PyAudioPlayer(Player):
         self._unpark()  # parks again only if the device stamps its blocks
 
     def keep_running(self, running: bool) -> None:
-        super().keep_running(running)
+        with self._park_lock:
+            super().keep_running(running)
         if running:
             self._unpark()
 
     def _may_park(self) -> bool:
-        """Audio thread: whether an idle stream may stop now."""
+        """Audio thread, ``_park_lock`` held: whether an idle stream may stop now. With
+        an echo canceller only on a device that stamps its blocks: the canceller places
+        the restarted reference by their DAC times."""
         if self._keep_running:
             return False
         return self.engine.reference_tap is None or self._dac_times
