@@ -211,7 +211,7 @@ class EchoCanceller:
                 elif silence < 0:
                     # Restarted before its last blocks played (PortAudio dropped them):
                     # that idle silence never sounded, this block takes its place.
-                    self._ref_total -= -silence
+                    self._ref_total = max(0, self._ref_total + silence)
                 if silence:
                     self.reference_gaps += 1
                     self._low, self._window, self._bad_windows = 1 << 62, 0, 0
