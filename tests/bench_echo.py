@@ -158,25 +158,17 @@ async def _answers_after_park(pulse: Any, det: Any, n: int) -> dict[str, Any]:
     restarts the stream (the wake chime first) and the canceller places its reference
     by the DAC times. The first session learns the room and is not counted."""
     from daemon.realtime.simulator import Simulator
-    from tests.appliance_harness import appliance_config, start
-    from tests.test_echo_room import LONG_ANSWER, QUESTION
+    from tests.appliance_harness import start
+    from tests.test_echo_room import LONG_ANSWER, QUESTION, _config, _until_parked
 
     result: dict[str, Any] = {"self": 0, "answers": 0, "starved": 0, "self_fed": 0}
     async with Simulator(transcripts=[QUESTION] * (n + 2), answer=lambda _: LONG_ANSWER) as s:
-        cfg = appliance_config(
-            s.url,
-            audio={"echo_cancel": "on", "barge_in": "voice"},
-            realtime={"turn_detection": "server_vad"},
-            sounds={"wake": "default"},
-        )
         with pulse.room(echo_latency_ms=40):
-            app = await start(cfg, det)
+            app = await start(_config(s.url, "on", wake_sound=True), det)
             speaker = app.app.parts.speaker
             try:
                 for i in range(n + 1):
-                    async with asyncio.timeout(30):
-                        while not speaker.parked:
-                            await asyncio.sleep(0.05)
+                    await _until_parked(speaker)
                     before = speaker.output_underflows
                     await _ask(app, pulse)
                     mark = app.mark()

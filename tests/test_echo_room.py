@@ -26,12 +26,20 @@ LONG_ANSWER = (
 )
 
 
-def _config(url: str, echo_cancel: str) -> Any:
+def _config(url: str, echo_cancel: str, *, wake_sound: bool = False) -> Any:
     return appliance_config(
         url,
         audio={"echo_cancel": echo_cancel, "barge_in": "voice"},
         realtime={"turn_detection": "server_vad"},
+        sounds={"wake": "default" if wake_sound else ""},
     )
+
+
+async def _until_parked(speaker: Any) -> None:
+    """Wait until the idle speaker's stream has parked (a condition, at most 30 s)."""
+    async with asyncio.timeout(30):
+        while not speaker.parked:
+            await asyncio.sleep(0.05)
 
 
 async def _ask(app: Watched, room: Any) -> int:
@@ -104,14 +112,8 @@ async def test_with_echo_cancel_the_speaker_parks_between_sessions_and_keeps_the
     async with Simulator(
         transcripts=[QUESTION] * 4, answer=lambda _: next(answers, LONG_ANSWER)
     ) as sim:
-        cfg = appliance_config(
-            sim.url,
-            audio={"echo_cancel": "on", "barge_in": "voice"},
-            realtime={"turn_detection": "server_vad"},
-            sounds={"wake": "default"},
-        )
         with pulse_mic.room(echo_latency_ms=40):
-            app = await start(cfg, detector)
+            app = await start(_config(sim.url, "on", wake_sound=True), detector)
             speaker = app.app.parts.speaker
             echo = app.built.echo
             assert echo is not None
@@ -124,9 +126,7 @@ async def test_with_echo_cancel_the_speaker_parks_between_sessions_and_keeps_the
                 clean: list[list[Any]] = []
                 starved = 0
                 for session in range(4):
-                    async with asyncio.timeout(30):
-                        while not speaker.parked:
-                            await asyncio.sleep(0.05)
+                    await _until_parked(speaker)
                     before = hunger()
                     gaps = echo.stats().reference_gaps
                     mark = await _ask(app, pulse_mic)
