@@ -101,6 +101,16 @@ async def _ask(app: Any, pulse: Any) -> None:
     await app.wait_state("speaking", 60, after=mark)
 
 
+def _tally(result: dict[str, Any], app: Any, mark: int, starved: bool) -> Any:
+    """Count one answer (and a starved one) in ``result``, with the played ms of its first
+    interruption since ``mark`` (None: it played to its end); returns that interruption."""
+    first = next((e for _, e in app.events[mark:] if isinstance(e, ev.AudioInterrupted)), None)
+    result["answers"] += 1
+    result["starved"] += starved
+    result.setdefault("played_ms", []).append(None if first is None else first.played_ms)
+    return first
+
+
 async def _answers(pulse: Any, det: Any, echo_cancel: str, n: int, user: bool) -> dict[str, Any]:
     from daemon.realtime.simulator import Simulator
     from hw.audio.files import load_mono
@@ -130,19 +140,12 @@ async def _answers(pulse: Any, det: Any, echo_cancel: str, n: int, user: bool) -
                     # A starved CPU runs the speaker dry: the device sounds silence the
                     # reference never held. Counted apart, as test_echo_room does.
                     starved = speaker.output_underflows != before
-                    result["starved"] += starved
-                    interrupted = [
-                        e for _, e in app.events[mark:] if isinstance(e, ev.AudioInterrupted)
-                    ]
-                    result["answers"] += 1
-                    result.setdefault("played_ms", []).append(
-                        interrupted[0].played_ms if interrupted else None
-                    )
+                    first = _tally(result, app, mark, starved)
                     # Before 1.5 s, or with nobody talking, an interruption is the echo.
-                    if interrupted and (not user or interrupted[0].played_ms < 1500):
+                    if first is not None and (not user or first.played_ms < 1500):
                         result["self"] += 1
                         result["self_fed"] += not starved
-                    elif interrupted:
+                    elif first is not None:
                         result["barge"] += 1
                     pulse.silence()
             finally:
@@ -178,15 +181,7 @@ async def _answers_after_park(pulse: Any, det: Any, n: int) -> dict[str, Any]:
                     if i == 0:
                         continue
                     starved = speaker.output_underflows != before
-                    interrupted = [
-                        e for _, e in app.events[mark:] if isinstance(e, ev.AudioInterrupted)
-                    ]
-                    result["answers"] += 1
-                    result["starved"] += starved
-                    result.setdefault("played_ms", []).append(
-                        interrupted[0].played_ms if interrupted else None
-                    )
-                    if interrupted:
+                    if _tally(result, app, mark, starved) is not None:
                         result["self"] += 1
                         result["self_fed"] += not starved
             finally:
