@@ -23,12 +23,16 @@ moved so that it would have been the cushion. A player that rendered nothing
 for a while (a stream that started after the mic, a stalled or parked one) is a
 gap, not a late reference: the time it rendered nothing is zeros, and the consumer
 does not count it against the alignment. How many zeros comes from the device's
-own clock where the player passes it: PortAudio's DAC time of each block (when its
-first sample sounds) minus where the previous block ended. That keeps the reference
-exactly where it was against the echo, so AEC3's learned delay still holds after a
-parked stream restarts (measured through PulseAudio here: the DAC-to-echo delay
-stayed within 41-45 ms over restarts and under load, where the arrival times of the
-blocks placed it 38-166 ms). Without DAC times, or when they disagree with the
+own clock where the player passes it: PortAudio's DAC times of the first blocks
+after the discontinuity (a restart the player reports with ``restarted()``, an
+underflow, a stall; when a block's first sample sounds), each minus where the block
+before it ended. That
+keeps the reference exactly where it was against the echo, so AEC3's learned delay
+still holds after a parked stream restarts (measured through PulseAudio here: the
+DAC-to-echo delay stayed within 41-45 ms over restarts and under load, where the
+arrival times of the blocks placed it 38-166 ms). A running stream's blocks are
+contiguous whatever their DAC times say: those step by a few ms now and then, and
+placed by them the reference moved under AEC3. Without DAC times, or when they disagree with the
 monotonic clock (PortAudio 19.6 stamps with CLOCK_REALTIME, which NTP can step),
 the next block after ``STALL_MS`` without one is placed where the capture clock
 says it belongs. The canceller
@@ -82,6 +86,8 @@ STALL_MS = 500  # no block from the player this long: it renders nothing (a runn
 DAC_JITTER_MS = 2  # a DAC gap shorter than this is the timestamps' jitter (0.04 ms p99 here)
 DAC_SLACK_S = 0.05  # a DAC gap may exceed the blocks' arrival gap by this much (callback jitter)
 DAC_LATENESS_S = 2.0  # nor trail it by more: a block is handed at most its buffer ahead
+SETTLE_BLOCKS = 5  # a (re)started stream's DAC times settle over its first blocks (a burst
+# while PortAudio fills the device buffer; the 2nd block's moved it by 2-4 ms through PulseAudio)
 DAC_REWIND_S = 0.5  # a stream restarted while parking drops this much unplayed silence at most
 TAIL_FRAMES = 80  # after the last sounding reference frame, echo can still arrive (0.8 s)
 IDLE_FRAMES = 300  # nothing sounded for 3 s: idle, AEC3 skips the frames
@@ -171,6 +177,8 @@ class EchoCanceller:
         self._cap_time: float | None = None  # when the last capture block was processed
         self._quiet = TAIL_FRAMES  # frames since a sounding reference frame was used
         self._ran_dry = False  # the speaker device underflowed since the last block
+        self._restarted = False  # the player's stream restarted since the last block
+        self._settle = 0  # blocks whose DAC times still place them (after a discontinuity)
         # The untouched mic is delayed as AEC3 delays it, so switching between the two
         # neither repeats nor skips audio (an 8 ms jump broke the question in two).
         self._delay = np.zeros(AEC3_DELAY, dtype=np.int16)
@@ -199,11 +207,19 @@ class EchoCanceller:
             return
         now = self._clock()
         with self._lock:
-            silence = self._dac_silence(now, dac_time)
-            self._dac_end = dac_time + len(block) / rate if dac_time and dac_time > 0 else None
             stalled = self._ref_time is None or now - self._ref_time >= STALL_MS / 1000
-            stalled = stalled or self._ran_dry
-            self._ran_dry = False
+            # A running stream sounds exactly what it is handed, block after block: its
+            # DAC times then carry only their own jitter (through PulseAudio they stepped
+            # 2-7 ms every 1.5 s under load; placed by them, the reference moved under
+            # AEC3 and an answer interrupted itself). They place blocks only after a
+            # discontinuity (a restart, an underflow, a stall), while they settle.
+            jump = stalled or self._ran_dry or self._restarted
+            if jump:
+                self._settle = SETTLE_BLOCKS
+            silence = self._dac_silence(now, dac_time) if self._settle > 0 else None
+            self._settle = max(0, self._settle - 1)
+            self._dac_end = dac_time + len(block) / rate if dac_time and dac_time > 0 else None
+            self._ran_dry = self._restarted = False
             self._ref_time = now
             if silence is not None:
                 if silence > 0:
@@ -215,7 +231,7 @@ class EchoCanceller:
                 if silence:
                     self.reference_gaps += 1
                     self._low, self._window, self._bad_windows = 1 << 62, 0, 0
-            elif stalled and self._pos is not None and self._cap_time is not None:
+            elif jump and self._pos is not None and self._cap_time is not None:
                 # The first block after the player rendered nothing for STALL_MS (a late
                 # start, a parked or dead stream): that time was silence, so it is zeros,
                 # and this block's end belongs where the capture is now (extrapolated
@@ -269,6 +285,15 @@ class EchoCanceller:
             self.device_underflows += 1
             self._ran_dry = True  # the next block is placed by the clock, as after a stall
             self._warm = 0  # read by the capture thread at its next frame
+
+    def restarted(self) -> None:
+        """The player's stream (re)started (player thread, before the restart's first
+        block): the device sounded silence the reference does not hold since the
+        previous block, or dropped blocks it had not played. The next block is placed
+        by its DAC time (or, without one, by the capture clock, as after a stall); AEC3
+        keeps the delay it learned, so the mic is not muted again."""
+        with self._lock:
+            self._restarted = True
 
     def realign(self) -> None:
         """Anchor the alignment again at the next capture frame (a reopened mic)."""

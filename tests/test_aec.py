@@ -4,6 +4,8 @@ through a decaying impulse response after a delay, plus the user's speech."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -63,10 +65,12 @@ def _run_room(
     preplay_blocks: int = 0,
     clock: SimClock | None = None,
     dac: bool = False,
+    dac_error: Callable[[int], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Play an answer through the engine; returns (mic as heard, mic after the canceller).
     ``clock``, the canceller's, advances 20 ms per block; with ``dac`` each block carries
-    its DAC time, the true time it sounds (as PortAudio stamps it)."""
+    its DAC time, the true time it sounds (as PortAudio stamps it), off by
+    ``dac_error(block index)`` seconds when given."""
     engine = PlaybackEngine(device_rate=DEV_RATE, volume=80)
     engine.reference_tap = canceller.reference
     for _ in range(preplay_blocks):  # the player ran before the mic opened
@@ -81,10 +85,12 @@ def _run_room(
     out_parts: list[np.ndarray] = []
     conv_tail = np.zeros(len(h) - 1)
     mic_pos = 0
-    for _ in range(int(seconds * 50)):
+    for i in range(int(seconds * 50)):
         if clock is not None:
             clock.t += 0.02
         dac_time = clock.t + AHEAD_S if dac and clock is not None else None
+        if dac_time is not None and dac_error is not None:
+            dac_time += dac_error(i)
         block = engine.render(BLOCK, dac_time)  # the player renders before the mic hears it
         sounded = np.concatenate((sounded, to_mic.process(block.astype(np.float32))))
         src = sounded[mic_pos : mic_pos + MIC_BLOCK]
@@ -203,6 +209,48 @@ def test_a_restarted_stream_is_placed_by_its_dac_times_not_by_when_its_blocks_ar
     assert _db(heard[:16000]) - _db(out[:16000]) >= 30  # from the answer's first second
 
 
+def test_a_running_streams_stepping_dac_times_do_not_move_its_reference() -> None:
+    # Through PulseAudio under load a running stream's DAC times stepped by 2-7 ms about
+    # every 1.5 s with no sample lost: the echo stayed where it was. Placed by them, the
+    # reference moved by each step under AEC3 (the echo delay it saw drifted 88 -> 112
+    # ms over one answer) and answers interrupted themselves.
+    steps = {75: -0.004, 150: -0.007, 225: 0.005, 300: -0.003}  # block -> new DAC error
+
+    def dac_error(block: int) -> float:
+        return sum(step for at, step in steps.items() if block >= at)
+
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock)
+    heard, out = _run_room(canceller, 8.0, delay_ms=100, clock=clock, dac=True, dac_error=dac_error)
+    stats = canceller.stats()
+    assert (stats.reference_gaps, stats.resyncs) == (0, 0), stats
+    for at in steps:  # the half second after each step is cancelled as well as before
+        after = slice(at * MIC_BLOCK, at * MIC_BLOCK + 8000)
+        assert _db(heard[after]) - _db(out[after]) >= 30, at
+
+
+def test_a_restart_right_after_parking_is_placed_by_the_dac_time_the_player_reports() -> None:
+    # Woken 200 ms after its last block, sooner than a stall: only the player knows the
+    # stream restarted, and says so. The silence the device played meanwhile (by its
+    # DAC time) is then zeros in the reference.
+    clock = SimClock()
+    canceller = aec.EchoCanceller(clock=clock)
+    zeros = np.zeros(BLOCK, dtype=np.int16)
+    dac = clock.t + AHEAD_S
+    for _ in range(10):
+        clock.t += 0.02
+        canceller.reference(zeros, DEV_RATE, dac)
+        dac += 0.02
+    canceller.process(np.zeros(160, dtype=np.int16), 16000)
+    before = canceller.stats().lead_ms
+    clock.t += 0.2
+    canceller.restarted()
+    canceller.reference(zeros, DEV_RATE, dac + 0.18)  # 180 ms of silence sounded
+    after = canceller.stats()
+    assert after.lead_ms == pytest.approx(before + 20 + 180), (before, after)
+    assert after.reference_gaps == 1
+
+
 def test_a_mic_reopened_while_the_speaker_is_parked_keeps_the_room() -> None:
     # The mic stalled and was reopened (realign) while the idle speaker was parked: its
     # first block must pair with where the reference would be by now, not with the last
@@ -252,6 +300,7 @@ def test_a_stream_restarted_before_its_last_blocks_sounded_takes_their_place() -
     canceller.process(np.zeros(160, dtype=np.int16), 16000)
     before = canceller.stats().lead_ms
     clock.t += 0.02
+    canceller.restarted()
     canceller.reference(zeros, DEV_RATE, dac - 0.06)
     after = canceller.stats()
     assert after.lead_ms == pytest.approx(before + 20 - 60), (before, after)

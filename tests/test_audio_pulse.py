@@ -407,16 +407,21 @@ def test_with_an_echo_reference_the_idle_stream_parks_on_its_dac_times_and_a_ses
     pulse: PulseServer,
 ) -> None:
     """The canceller's reference tap no longer keeps an idle stream running: every block
-    PortAudio renders carries its DAC time, consecutive ones a block apart, and the time
-    the stream was parked shows as a gap of exactly that silence. keep_running holds it."""
+    PortAudio renders carries its DAC time, the time the stream was parked shows as a
+    gap of that silence, and the player says restarted() before the first block after
+    it. keep_running holds it."""
     taps: list[tuple[int, int, float | None]] = []
+    restarts: list[int] = []  # taps before each restarted() call
     # Someone listens to the sink, as the room's mic does (unheard, the null sink here
     # paced a restarted stream in 2 s chunks)
     rec = pulse.record(rate=REC_RATE)
     player = open_player("pulse", volume=100)
     try:
         assert isinstance(player, PyAudioPlayer)
-        player.set_reference_tap(lambda block, rate, dac: taps.append((len(block), rate, dac)))
+        player.set_reference_tap(
+            lambda block, rate, dac: taps.append((len(block), rate, dac)),
+            restarted=lambda: restarts.append(len(taps)),
+        )
         wait_for(lambda: player.parked, timeout=10.0)
         parked_at = len(taps)
         played_on(rec, 0.3)  # the sink ran on 0.3 s: the parked stream's last blocks sounded
@@ -433,6 +438,9 @@ def test_with_an_echo_reference_the_idle_stream_parks_on_its_dac_times_and_a_ses
     assert all(t is not None and t > 0 for t in dac), dac[:5]
     ends = [t + n / rate for n, rate, t in taps if t is not None]
     gaps = [b - a for a, b in zip(ends[:-1], [t for t in dac[1:] if t is not None], strict=True)]
-    # a running stream's blocks follow one another to the sample; the park is one gap
-    assert max(abs(g) for i, g in enumerate(gaps) if i != parked_at - 1) < 0.002
+    # A running stream's DAC times step by a few ms now and then (3.4 ms here unloaded,
+    # up to 7 under load), which is why the canceller only trusts them after restarted();
+    # the park is the one real gap.
+    assert max(abs(g) for i, g in enumerate(gaps) if i != parked_at - 1) < 0.05
     assert gaps[parked_at - 1] > 0.1
+    assert restarts == [parked_at]  # said once, just before the restarted stream's first block

@@ -251,7 +251,7 @@ def build(
     closers.append(player.close)
     canceller = echo_canceller(cfg)
     if canceller is not None:
-        player.set_reference_tap(canceller.reference, canceller.underflow)
+        player.set_reference_tap(canceller.reference, canceller.underflow, canceller.restarted)
 
     holder: dict[str, Appliance] = {}
     agents = AgentRuntime.from_config(

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"voicepi echo-test: cannot open the speaker: {exc}", file=sys.stderr)
         return 1
     try:
-        player.set_reference_tap(canceller.reference)
+        player.set_reference_tap(canceller.reference, canceller.underflow, canceller.restarted)
         try:
 
             def on_audio(samples: np.ndarray, _index: int) -> None:

@@ -44,6 +44,7 @@ class Player:
         self.rate = rate  # device rate; input is always engine.source_rate (24 kHz)
         self.block_frames = block_frames
         self.reference_underflow: Callable[[], None] | None = None
+        self.reference_restarted: Callable[[], None] | None = None
         self._closed = False
         self._keep_running = False
 
@@ -62,14 +63,18 @@ class Player:
         self,
         tap: ReferenceTap | None,
         underflow: Callable[[], None] | None = None,
+        restarted: Callable[[], None] | None = None,
     ) -> None:
         """Hand every rendered block (int16 mono, device rate, its DAC time or None) to
         ``tap`` from the audio thread, silence included: an echo canceller's reference
         at the device's pace. ``underflow`` is called (audio thread) when the device ran
         dry and sounded silence the reference does not hold (PortAudio's
-        paOutputUnderflow)."""
+        paOutputUnderflow); ``restarted`` (audio thread) before the first block of a
+        stream restarted after it parked. Between the two, the blocks ``tap`` gets
+        sound one after another."""
         self.engine.reference_tap = tap
         self.reference_underflow = underflow
+        self.reference_restarted = restarted
 
     def keep_running(self, running: bool) -> None:
         """While ``running``, an idle output stream is not parked (the appliance holds it
@@ -182,6 +187,7 @@ class PyAudioPlayer(Player):
             self._silent: tuple[np.ndarray | None, bytes] = (None, b"")  # engine's idle block
             self._park_lock = threading.Lock()
             self._parked = False  # the callback completed the stream while idle
+            self._restarting = False  # _unpark restarted it: its next callback tells the tap
             self._idle_blocks = 0
             self._park_blocks = max(1, round(PARK_AFTER_S * use_rate / block))
             self._dac_times = True  # every callback so far carried a DAC time
@@ -213,13 +219,10 @@ class PyAudioPlayer(Player):
     ) -> tuple[bytes, int]:
         if status & self._underflow_flag:
             self.output_underflows += 1
-            underflow = self.reference_underflow
-            if underflow is not None:
-                try:
-                    underflow()
-                except Exception:  # a broken canceller must not silence the speaker
-                    self.reference_underflow = None
-                    log.exception("reference underflow callback failed")
+            self._tell_reference("reference_underflow")
+        if self._restarting:
+            self._restarting = False
+            self._tell_reference("reference_restarted")
         try:
             dac_time = time_info.get("output_buffer_dac_time", 0.0)
             self._dac_times = self._dac_times and dac_time > 0
@@ -245,6 +248,17 @@ class PyAudioPlayer(Player):
                 log.exception("playback callback failed")
             return bytes(2 * self.channels * frame_count), self._paContinue
 
+    def _tell_reference(self, hook: str) -> None:
+        """Call the reference hook named ``hook`` (audio thread); a broken one is dropped:
+        a failing canceller must not silence the speaker."""
+        call = getattr(self, hook)
+        if call is not None:
+            try:
+                call()
+            except Exception:
+                setattr(self, hook, None)
+                log.exception("%s callback failed", hook)
+
     def write(self, item_id: str, pcm: bytes) -> None:
         self.engine.write(item_id, pcm)
         self._unpark()
@@ -257,8 +271,9 @@ class PyAudioPlayer(Player):
         self,
         tap: ReferenceTap | None,
         underflow: Callable[[], None] | None = None,
+        restarted: Callable[[], None] | None = None,
     ) -> None:
-        super().set_reference_tap(tap, underflow)
+        super().set_reference_tap(tap, underflow, restarted)
         self._unpark()  # parks again only if the device stamps its blocks
 
     def keep_running(self, running: bool) -> None:
@@ -281,6 +296,7 @@ class PyAudioPlayer(Player):
             if not self._parked or self._closed:
                 return
         self._idle_blocks = 0
+        self._restarting = True  # read by the restarted stream's first callback
         try:
             self._stream.stop_stream()  # PortAudio: a completed stream is stopped first
             self._stream.start_stream()
