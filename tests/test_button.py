@@ -199,6 +199,8 @@ class _NoWake:
     def resume(self, tail_seconds: float) -> None: ...
     def reset(self) -> None: ...
 
+    near_threshold = False
+
 
 def test_gestures_reach_the_appliance(factory: MockFactory) -> None:
     """Mock pin -> GestureButton -> button_action -> Appliance.button (its ButtonPressed event)."""

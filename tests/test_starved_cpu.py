@@ -261,3 +261,27 @@ async def test_stop_within_timeout_stop_sec_under_a_cpu_quota(tmp_path: Path) ->
     assert code == 0, "\n".join(d.raw[-30:])
     text = "\n".join(d.raw)
     assert "BlockingIOError" not in text and "Traceback" not in text, text[-3000:]
+
+
+async def test_held_blocks_wake_the_loop_once_per_batch_in_order() -> None:
+    """``hold_samples`` (idle batching): the loop is woken only once that much audio
+    waits, then gets the batch in order as one array; 0 takes the next block at once."""
+    loop = asyncio.get_running_loop()
+    got: list[list[int]] = []
+    handoff = FrameHandoff(
+        loop, lambda s: got.append(s[::BLOCK].tolist()), lambda n: None, 8 * BLOCK, BLOCK
+    )
+    handoff.hold_samples = int(3.5 * BLOCK)
+    for i in range(3):
+        handoff.put(np.full(BLOCK, i, dtype=np.int16))
+        await asyncio.sleep(0)
+        assert got == [] and not handoff._scheduled  # no wake-up yet
+    handoff.put(np.full(BLOCK, 3, dtype=np.int16))
+    while not got:
+        await asyncio.sleep(0)
+    assert got == [[0, 1, 2, 3]]  # one callback, though batch_samples is one block
+    handoff.hold_samples = 0
+    handoff.put(np.full(BLOCK, 4, dtype=np.int16))
+    while len(got) < 2:
+        await asyncio.sleep(0)
+    assert got == [[0, 1, 2, 3], [4]] and handoff.dropped_samples == 0

@@ -116,6 +116,39 @@ def test_other_speech_never_detects_on_any_model(
         assert peak < 0.1, (name, model, peak)
 
 
+@pytest.mark.parametrize("name", ["hey_jarvis.wav", "alexa.wav", "okay_nabu.wav"])
+def test_a_wake_word_comes_near_the_threshold_before_it_fires(
+    every_model: PyOpenWakeWordEngine, name: str
+) -> None:
+    """``near_threshold`` (idle batching scores every frame on arrival from then on) turns
+    on at least 3 frames before the detection, so a batch of 4 reports it on time."""
+    det = detector(every_model)
+    x = np.concatenate([silence(1.0), speech(name)])
+    near_since = None
+    for i in range(len(x) // FRAME_SAMPLES):
+        found = det.process(x[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
+        if found:
+            assert near_since is not None and i - near_since >= 3, (name, near_since, i)
+            break
+        if det.near_threshold and near_since is None:
+            near_since = i
+    else:
+        raise AssertionError(f"{name} never fired")
+    det.reset()
+    assert not det.near_threshold
+
+
+@pytest.mark.parametrize("name", ["what_time_is_it.wav", "question.wav", "stop.wav"])
+def test_other_speech_never_comes_near_a_threshold(
+    every_model: PyOpenWakeWordEngine, name: str
+) -> None:
+    det = detector(every_model)
+    x = np.concatenate([speech(name), silence(1.0)])
+    for i in range(len(x) // FRAME_SAMPLES):
+        det.process(x[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
+        assert not det.near_threshold, (name, i, det.last_scores)
+
+
 @pytest.mark.parametrize(
     ("name", "model"), [("alexa.wav", "alexa"), ("okay_nabu.wav", "okay_nabu")]
 )

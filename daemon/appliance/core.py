@@ -48,6 +48,7 @@ class ApplianceCore:
         self._last_watchdog = 0.0
         self._end_when_drained = False  # end_session came before the speaker's drain hop
         self._handoff: FrameHandoff | None = None
+        self._idle_hold = 0  # the handoff's hold_samples while idle (device-rate samples)
         self.audio_dropped_samples = 0  # microphone audio dropped because the CPU fell behind
         self._dropped_logged_at: float | None = None
         self._dropped_unlogged = 0  # since the last warning (logged at most every 10 s)

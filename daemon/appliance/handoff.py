@@ -9,6 +9,11 @@ many samples it lost before it gets the rest. The loop takes at most ``batch_sam
 callback and queues the rest behind whatever else is ready (a stop, a reload, the watchdog),
 so those are never stuck behind a backlog of wake word scoring.
 
+While idle the loop need not wake for every block: with ``hold_samples`` set, ``put`` wakes
+it only once that much audio waits, and the loop then scores those frames back to back (a
+wake-up and a cold cache fewer per block: see ``wakeword.batch_frames``), as one array in one
+callback. The owner sets it back to 0 for a session or a score near a threshold.
+
 With ``wait`` the producer is paced by the loop instead: ``put`` blocks while the backlog is
 full, so nothing is dropped however slow the loop is. Only for a producer whose thread is its
 own (a ``file:`` WAV microphone, as in ``voicepi demo --mic-pacing consumer``), never for a
@@ -54,6 +59,7 @@ class FrameHandoff:
         self._lost = 0
         self._scheduled = False
         self.dropped_samples = 0  # in total, for diagnostics
+        self.hold_samples = 0  # wake the loop once this many samples wait (0: every block)
 
     def put(self, samples: np.ndarray) -> None:
         """Audio thread: queue one block. Never blocks on the loop, unless ``wait``: then
@@ -77,8 +83,8 @@ class FrameHandoff:
                 self._queued -= len(old)
                 self._lost += len(old)
                 self.dropped_samples += len(old)
-            if self._scheduled:
-                return  # a drain is already on its way
+            if self._scheduled or self._queued < self.hold_samples:
+                return  # a drain is already on its way, or the loop may sleep on
             self._scheduled = True
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody left to hear it
             self._loop.call_soon_threadsafe(self._drain)
@@ -87,7 +93,9 @@ class FrameHandoff:
         blocks: list[np.ndarray] = []
         taken = 0
         with self._lock:
-            while self._blocks and (not blocks or taken < self.batch_samples):
+            held = self.hold_samples
+            limit = max(self.batch_samples, held)  # a held batch goes in one callback
+            while self._blocks and (not blocks or taken < limit):
                 block = self._blocks.popleft()
                 blocks.append(block)
                 taken += len(block)
@@ -98,6 +106,8 @@ class FrameHandoff:
             self._scheduled = more
         if lost:
             self._dropped(lost)
+        if held and len(blocks) > 1:
+            blocks = [np.concatenate(blocks)]  # idle: one pass of the loop's work per batch
         for block in blocks:
             self._deliver(block)
         if more:

@@ -33,6 +33,7 @@ MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
 MAX_AUDIO_BACKLOG_S = 0.5
 MAX_SESSION_AUDIO_BACKLOG_S = 30.0
 AUDIO_BATCH_S = 0.1  # microphone audio handled per loop callback (signals get in between)
+WAKE_FRAME_S = 0.08  # openWakeWord's frame: wakeword.batch_frames counts these
 MIC_GIVE_UP_S = 30.0  # not recovered by then: exit so systemd restarts us
 WATCHDOG_EVERY_S = 2.0
 
@@ -125,10 +126,22 @@ class MicrophoneMixin(ApplianceCore):
             self._handoff.close()
 
     def _set_backlog_limit(self) -> None:
+        """At the mic's opening and a session's start and end: the backlog cap, and whether
+        the loop may wait for a batch of frames (idle) or takes every block (a session)."""
         if self._handoff is None or self.mic is None:
             return
         seconds = MAX_AUDIO_BACKLOG_S if self.run_ is None else MAX_SESSION_AUDIO_BACKLOG_S
-        self._handoff.max_samples = int(self.mic.rate * seconds)  # read by the audio thread
+        hold = self._idle_hold_samples() if self.run_ is None else 0
+        self._handoff.hold_samples = hold
+        # Held audio is not a backlog: the cap counts from the batch's end.
+        self._handoff.max_samples = int(self.mic.rate * seconds) + hold
+        self._idle_hold = hold
+
+    def _idle_hold_samples(self) -> int:
+        """Device-rate samples the loop lets wait while idle: ``wakeword.batch_frames``
+        frames less half a frame, so a block that ends a batch wakes the loop."""
+        assert self.mic is not None
+        return int(self.mic.rate * (self.cfg.wakeword.batch_frames - 0.5) * WAKE_FRAME_S)
 
     def _on_audio_dropped(self, samples: int) -> None:
         """The loop fell more than MAX_AUDIO_BACKLOG_S behind the microphone."""
@@ -163,9 +176,12 @@ class MicrophoneMixin(ApplianceCore):
         if self.run_ is not None:
             self._stream_to_session(sess)
         elif self._can_wake() and len(wake):
-            for det in self.parts.detector.process(wake):
+            detector = self.parts.detector
+            for det in detector.process(wake):
                 self._wake(det.model, det.score, self._wake_offset + det.end_sample)
-                break
+                return
+            if self._handoff is not None:  # a score near a threshold: every frame at once
+                self._handoff.hold_samples = 0 if detector.near_threshold else self._idle_hold
 
     def _mic_recovered(self) -> None:
         if self._mic_failed_at is not None:

@@ -59,6 +59,9 @@ class WakeDetector(Protocol):
 
     def reset(self) -> None: ...
 
+    @property
+    def near_threshold(self) -> bool: ...
+
 
 class Session(Protocol):
     """The slice of daemon.realtime.RealtimeSession the appliance drives."""

@@ -176,6 +176,13 @@ class WakewordConfig:
         True,
         doc="Silence gate: skip the wake models on audio at the noise floor (same detections).",
     )
+    batch_frames: int = opt(
+        4,
+        min=1,
+        max=6,
+        doc="Idle: score this many 80 ms frames per wake-up while no score is near a "
+        "threshold (same detections; 1 = every frame as it arrives).",
+    )
 
 
 @dataclass(frozen=True)
