@@ -22,7 +22,9 @@ or PipeWire; the RSS (60 MB) and thread (6) budgets of issue #16 are for it. Fig
 come from /proc: the whole process, and its main thread (the asyncio loop: mic blocks,
 resampling, the wake word, the appliance). RSS counts file pages (library code) and
 anonymous memory; "RSS anonymous" is the part no other process shares and the page
-cache cannot take back. The last row is RSS after a session: the spoken "hey jarvis" and a
+cache cannot take back. With the PulseAudio speaker each run is followed by one with
+``wakeword.batch_frames = 1`` (every frame scored as it arrives): the ratio shows what idle
+batching saves. The last row is RSS after a session: the spoken "hey jarvis" and a
 question wake the daemon, the simulator answers, the countdown closes the session.
 """
 
@@ -176,8 +178,10 @@ def _wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     return path
 
 
-def _config(workdir: Path, mic: str, speaker: str) -> Path:
+def _config(workdir: Path, mic: str, speaker: str, batch_frames: int | None = None) -> Path:
+    """The daemon's config: ``batch_frames`` None keeps the default (wakeword.batch_frames)."""
     cfg = workdir / "config.toml"
+    batch = "" if batch_frames is None else f"[wakeword]\nbatch_frames = {batch_frames}\n"
     cfg.write_text(
         f"""
 [realtime]
@@ -187,7 +191,7 @@ input = "{mic}"
 output = "{speaker}"
 [gpio]
 pin_factory = "mock"
-""",
+{batch}""",
         encoding="utf-8",
     )
     return cfg
@@ -197,6 +201,37 @@ def _thread_cpu(pid: int) -> float:
     """CPU seconds of the main thread (asyncio loop: the wake path, the appliance)."""
     fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _task_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds by thread id, to the microsecond (the scheduler's ``sum_exec_runtime``
+    in /proc/PID/task/TID/sched); empty where the kernel does not show it. /proc/PID/stat
+    counts in ticks of 10 ms: 0.001 CPU s/s over a 10 s run, a tenth of a silent figure."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "sched").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("se.sum_exec_runtime"):
+                out[int(task.name)] = float(line.split(":")[1]) / 1000.0
+    return out
+
+
+def _cpu_rates(pid: int, seconds: float) -> tuple[float, float]:
+    """(process, main thread) CPU s per s over the next ``seconds``: per-thread scheduler
+    times when the same threads ran throughout. A thread that came or went (the idle
+    speaker's PortAudio thread ends when its stream parks) measures again, once; then
+    /proc/PID/stat's ticks."""
+    for _ in range(2):
+        c0, m0, t0, w0 = _cpu_seconds(pid), _thread_cpu(pid), _task_cpu(pid), time.monotonic()
+        time.sleep(seconds)
+        c1, m1, t1 = _cpu_seconds(pid), _thread_cpu(pid), _task_cpu(pid)
+        wall = time.monotonic() - w0
+        if t0 and t0.keys() == t1.keys():
+            return (sum(t1.values()) - sum(t0.values())) / wall, (t1[pid] - t0[pid]) / wall
+    return (c1 - c0) / wall, (m1 - m0) / wall
 
 
 def _start_run(
@@ -226,11 +261,12 @@ def run_idle(
     speaker: str,
     env: dict[str, str],
     pulse: PulseServer | None = None,
+    batch_frames: int | None = None,
 ) -> dict[str, float]:
     """`voicepi run` idle on a ``rate`` Hz file: mic, or with ``pulse`` on its PulseAudio
     mic (16 kHz; the speech queued into it): CPU s per s (process, main thread), RSS MiB
-    and threads."""
-    seconds = SETTLE_S + IDLE_S + 15.0
+    and threads. ``batch_frames`` sets wakeword.batch_frames (None: the default)."""
+    seconds = SETTLE_S + 2 * IDLE_S + 15.0  # room for a second measurement
     audio = speech(seconds, rate) if talk else np.zeros(int(seconds * rate), np.int16)
     if pulse is None:
         mic = f"file:{_wav(workdir / f'mic-{rate}-{talk}.wav', audio, rate)}"
@@ -238,18 +274,13 @@ def run_idle(
         mic = "pulse"
         if talk:
             pulse.play(audio, rate=rate)
-    proc, sock = _start_run(workdir, _config(workdir, mic, speaker), env, subprocess.DEVNULL)
+    cfg = _config(workdir, mic, speaker, batch_frames)
+    proc, sock = _start_run(workdir, cfg, env, subprocess.DEVNULL)
     try:
         _wait_ready(sock, proc)
         time.sleep(SETTLE_S)
-        c0, m0, w0 = _cpu_seconds(proc.pid), _thread_cpu(proc.pid), time.monotonic()
-        time.sleep(IDLE_S)
-        wall = time.monotonic() - w0
-        return {
-            "cpu": (_cpu_seconds(proc.pid) - c0) / wall,
-            "main": (_thread_cpu(proc.pid) - m0) / wall,
-            **_memory(proc.pid),
-        }
+        cpu, main = _cpu_rates(proc.pid, IDLE_S)
+        return {"cpu": cpu, "main": main, **_memory(proc.pid)}
     finally:
         _stop(proc)
         sock.close()
@@ -309,6 +340,7 @@ def idle() -> list[Row]:
             runs.setdefault(f"{name}: speech", []).append(fn(audio))
         runs.setdefault("voicepi detector, gate on: silence", []).append(detector(quiet))
     daemon: dict[tuple[str, int, bool], dict[str, float]] = {}
+    unbatched: dict[tuple[str, int, bool], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="voicepi-bench-") as tmp:
         workdir = Path(tmp)
         with PulseServer(workdir / "pulse") as pulse:
@@ -322,6 +354,10 @@ def idle() -> list[Row]:
                         fig = run_idle(workdir, rate, talk, speaker, env)
                         daemon[(label, rate, talk)] = fig
                         floors.append(floor(audio))  # interleaved with the daemon runs too
+                        if speaker == "pulse":  # idle batching against none, in turn
+                            unbatched[(label, rate, talk)] = run_idle(
+                                workdir, rate, talk, speaker, env, batch_frames=1
+                            )
             # Both through PortAudio and libpulse, as on a Pi with PulseAudio/PipeWire: the
             # RSS and thread budgets (60 MB, 6) are for this one.
             for talk in (False, True):  # speech last: what is queued plays to the end
@@ -346,6 +382,12 @@ def idle() -> list[Row]:
         rows.append(Row(f"{what}: RSS", fig["rss"], "MiB"))
         rows.append(Row(f"{what}: RSS anonymous", fig["anon"], "MiB"))
         rows.append(Row(f"{what}: threads", fig["threads"], "threads"))
+        if (label, rate, talk) in unbatched:
+            one = unbatched[(label, rate, talk)]
+            plain = f"{what}, batch_frames = 1"
+            rows.append(Row(plain, one["cpu"], UNIT, FLOOR, base))
+            rows.append(Row(f"{what} (batch_frames = 4)", fig["cpu"], UNIT, plain, one["cpu"]))
+            rows.append(Row(f"{plain}: main thread", one["main"], UNIT, PACED, real_time))
     what = f"voicepi run idle after a session, {PULSE_BOTH}"
     rows.append(Row(f"{what}: RSS", after["rss"], "MiB"))
     rows.append(Row(f"{what}: RSS anonymous", after["anon"], "MiB"))
