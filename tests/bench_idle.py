@@ -22,10 +22,12 @@ or PipeWire; the RSS (60 MB) and thread (6) budgets of issue #16 are for it. Fig
 come from /proc: the whole process, and its main thread (the asyncio loop: mic blocks,
 resampling, the wake word, the appliance). RSS counts file pages (library code) and
 anonymous memory; "RSS anonymous" is the part no other process shares and the page
-cache cannot take back. With the PulseAudio speaker each run is followed by one with
+cache cannot take back. With the PulseAudio speaker (the rows issue #16's goals read) each
+figure is the median of REPEATS runs, each followed by a floor and by the same run with
 ``wakeword.batch_frames = 1`` (every frame scored as it arrives): the ratio shows what idle
-batching saves. The last row is RSS after a session: the spoken "hey jarvis" and a
-question wake the daemon, the simulator answers, the countdown closes the session.
+batching saves. The other daemon figures are one run each. The last row is RSS after a
+session: the spoken "hey jarvis" and a question wake the daemon, the simulator answers, the
+countdown closes the session.
 """
 
 from __future__ import annotations
@@ -326,6 +328,11 @@ def run_after_session(workdir: Path, pulse: PulseServer) -> dict[str, float]:
         sock.close()
 
 
+def _median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over ``runs`` of ``run_idle``."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 @bench
 def idle() -> list[Row]:
     audio = speech()
@@ -351,13 +358,23 @@ def idle() -> list[Row]:
             for label, (speaker, env) in speakers.items():
                 for rate in (16000, 48000):
                     for talk in (True, False):
-                        fig = run_idle(workdir, rate, talk, speaker, env)
-                        daemon[(label, rate, talk)] = fig
-                        floors.append(floor(audio))  # interleaved with the daemon runs too
-                        if speaker == "pulse":  # idle batching against none, in turn
-                            unbatched[(label, rate, talk)] = run_idle(
-                                workdir, rate, talk, speaker, env, batch_frames=1
+                        if speaker != "pulse":
+                            daemon[(label, rate, talk)] = run_idle(
+                                workdir, rate, talk, speaker, env
                             )
+                            floors.append(floor(audio))  # interleaved with the daemon runs too
+                            continue
+                        # The rows issue #16's goals read: medians of runs interleaved with
+                        # the floor and with idle batching turned off (batch_frames = 1).
+                        batched, plain = [], []
+                        for _ in range(REPEATS):
+                            batched.append(run_idle(workdir, rate, talk, speaker, env))
+                            floors.append(floor(audio))
+                            plain.append(
+                                run_idle(workdir, rate, talk, speaker, env, batch_frames=1)
+                            )
+                        daemon[(label, rate, talk)] = _median_figures(batched)
+                        unbatched[(label, rate, talk)] = _median_figures(plain)
             # Both through PortAudio and libpulse, as on a Pi with PulseAudio/PipeWire: the
             # RSS and thread budgets (60 MB, 6) are for this one.
             for talk in (False, True):  # speech last: what is queued plays to the end
