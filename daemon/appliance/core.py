@@ -57,6 +57,7 @@ class ApplianceCore:
         self._remaining: int | None = None
         self.led_output = LedOutput(parts.leds, parts.led_pattern, parts.emit)
         self._mic_failed_at: float | None = None
+        self._mic_fault = asyncio.Event()  # wakes the mic monitor at a failure
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake_offset = 0  # path.wake_total when the detector was last reset
         self.failures = FailureHold()  # a failure on display, a Retry-After to respect

@@ -27,6 +27,8 @@ log = logging.getLogger("voicepi.appliance")
 
 WAKE_RATE = 16000
 MIC_STALL_S = 3.0  # no frames for this long means the microphone is gone
+MIC_POLL_S = 1.0  # a healthy mic is checked this often (each check wakes the idle loop)
+MIC_REOPEN_POLL_S = 0.25  # and a failed one while it is being reopened
 # Microphone audio the loop may lag behind before the oldest is dropped. Idle, stale audio is
 # worth nothing (a wake word heard late); in a session every word counts, so a stall (a
 # connect, a busy moment) is caught up instead, still bounded (30 s is about 1 MB).
@@ -93,6 +95,7 @@ class MicrophoneMixin(ApplianceCore):
         now = self.parts.clock()  # logged once, as the error event below
         if self._mic_failed_at is None:
             self._mic_failed_at = now
+        self._mic_fault.set()
         self._error("microphone_unavailable", str(exc) or type(exc).__name__)
         self._emit_state(self.sm.update(error="microphone unavailable"))
         self._refresh_leds()
@@ -104,7 +107,11 @@ class MicrophoneMixin(ApplianceCore):
         """Detect stalls, reopen a failed mic with backoff, give up after 30 s."""
         backoff = 0.5
         while not self._stop.is_set():
-            await asyncio.sleep(0.25)
+            # A failure wakes it at once: reopening starts after the backoff, not a poll.
+            poll = MIC_POLL_S if self._mic_failed_at is None else MIC_REOPEN_POLL_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._mic_fault.wait(), poll)
+            self._mic_fault.clear()
             now = self.parts.clock()
             if self.mic is not None and now - self._last_frame > MIC_STALL_S:
                 self._on_mic_error(TimeoutError(f"no audio for {MIC_STALL_S:g} s"))

@@ -211,7 +211,7 @@ class PyAudioPlayer(Player):
         self._watchdog: Watchdog | None = None
         if on_error is not None:
             self._watchdog = Watchdog(
-                self._health, self._report, interval=0.5, name=f"player-watch {device.name}"
+                self._health, self._report, interval=1.0, name=f"player-watch {device.name}"
             )
 
     def _callback(
