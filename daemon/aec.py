@@ -5,49 +5,46 @@ The player hands every block it gives the speaker device to ``reference()``
 capture path calls ``process()`` with each microphone block, from its audio
 thread, and gets the block with the answer's echo removed, at 16 kHz.
 
-Both streams are resampled to 16 kHz and cut into 10 ms frames. Reference
-samples are numbered as they arrive; capture frame k is processed with the
-reference frame at a fixed offset from k, chosen when the first capture block
-arrives (its last frame pairs with the newest reference less ``CUSHION_MS``,
-held back against callback jitter). The
-reference still *leads* the echo, by the device path less the cushion (the
-player renders a block before the speaker sounds it, and the mic hears it later
-still: 100-130 ms through PulseAudio here, tens of ms on bare ALSA); AEC3
-estimates that delay itself, and `voicepi echo-test` reports it. Pairing by
-sample index, not by arrival, means callback jitter on either side costs at most
-the frames whose reference is late (processed against zeros), never a lasting
-shift of the alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row
-was more than ``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a
-start-up burst, a stalled stream, clock drift between two devices) the offset is
-moved so that it would have been the cushion. A player that rendered nothing
-for a while (a stream that started after the mic, a stalled or parked one) is a
-gap, not a late reference: the time it rendered nothing is zeros, and the consumer
-does not count it against the alignment. How many zeros comes from the device's
-own clock where the player passes it: PortAudio's DAC times of the first blocks
-after the discontinuity (a restart the player reports with ``restarted()``, an
-underflow, a stall; when a block's first sample sounds), each minus where the block
-before it ended. That
-keeps the reference exactly where it was against the echo, so AEC3's learned delay
-still holds after a parked stream restarts (measured through PulseAudio here: the
+Both streams are resampled to 16 kHz and cut into 10 ms frames. Reference samples
+are numbered as they arrive; capture frame k is processed with the reference frame
+at a fixed offset from k, chosen when the first capture block arrives (its last
+frame pairs with the newest reference less ``CUSHION_MS``, held back against
+callback jitter). The reference still *leads* the echo, by the device path less the
+cushion (the player renders a block before the speaker sounds it, and the mic hears
+it later still: 100-130 ms through PulseAudio here, tens of ms on bare ALSA); AEC3
+estimates that delay itself, and `voicepi echo-test` reports it. Pairing by sample
+index, not by arrival, means callback jitter on either side costs at most the frames
+whose reference is late (processed against zeros), never a lasting shift of the
+alignment. When the lowest lead of two ``RESYNC_WINDOW`` in a row was more than
+``LATE_FRAMES_OK`` frames short or stayed above ``MAX_LEAD_MS`` (a start-up burst, a
+stalled stream, clock drift between two devices) the offset is moved so that it
+would have been the cushion. A player that rendered nothing for a while (a stream
+that started after the mic, a stalled or parked one) is a gap, not a late reference:
+the time it rendered nothing is zeros, and the consumer does not count it against
+the alignment. How many zeros comes from the device's own clock where the player
+passes it: PortAudio's DAC times of the first blocks after the discontinuity (a
+restart the player reports with ``restarted()``, an underflow, a stall; when a
+block's first sample sounds), each minus where the block before it ended. That keeps
+the reference exactly where it was against the echo, so AEC3's learned delay still
+holds after a parked stream restarts (measured through PulseAudio here: the
 DAC-to-echo delay stayed within 41-45 ms over restarts and under load, where the
 arrival times of the blocks placed it 38-166 ms). A running stream's blocks are
 contiguous whatever their DAC times say: those step by a few ms now and then, and
-placed by them the reference moved under AEC3. Without DAC times, or when they disagree with the
-monotonic clock (PortAudio 19.6 stamps with CLOCK_REALTIME, which NTP can step),
-the next block after ``STALL_MS`` without one is placed where the capture clock
-says it belongs. The canceller
-is never reset between answers: its filter keeps the room it learned. AEC3 alters
-a clean voice even with a silent reference (a 128-sample delay and a correlation
-of 0.94 with the input, measured on the question fixture), so until a sounding
-reference frame was used within ``TAIL_FRAMES`` (the echo's delay and tail) the
-mic passes untouched, delayed as AEC3 delays it (``AEC3_DELAY``, 8 ms) so that
-the switch neither repeats nor skips audio. Idle (``IDLE_FRAMES`` without sound,
-after AEC3's own first ``IDLE_FRAMES``) AEC3 skips the frames: it was most of the
-daemon's idle CPU, and its filter keeps the echo path it learned. Until AEC3 has
-heard ``WARMUP_FRAMES`` of sounding reference (after start-up, a realignment or
-a speaker underflow, ``underflow()``) the mic is muted while the speaker sounds:
-the first 0.2-0.5 s of the first answer would otherwise leak through while AEC3
-searches for the delay.
+placed by them the reference moved under AEC3. Without DAC times, or when they
+disagree with the monotonic clock (PortAudio 19.6 stamps with CLOCK_REALTIME, which
+NTP can step), the next block after ``STALL_MS`` without one is placed where the
+capture clock says it belongs. The canceller is never reset between answers: its
+filter keeps the room it learned. AEC3 alters a clean voice even with a silent
+reference (a 128-sample delay and a correlation of 0.94 with the input, measured on
+the question fixture), so until a sounding reference frame was used within
+``TAIL_FRAMES`` (the echo's delay and tail) the mic passes untouched, delayed as
+AEC3 delays it (``AEC3_DELAY``, 8 ms) so that the switch neither repeats nor skips
+audio. Idle (``IDLE_FRAMES`` without sound, after AEC3's own first ``IDLE_FRAMES``)
+AEC3 skips the frames: it was most of the daemon's idle CPU, and its filter keeps
+the echo path it learned. Until AEC3 has heard ``WARMUP_FRAMES`` of sounding
+reference (after start-up, a realignment or a speaker underflow, ``underflow()``)
+the mic is muted while the speaker sounds: the first 0.2-0.5 s of the first answer
+would otherwise leak through while AEC3 searches for the delay.
 
 The binding sits behind ``Backend`` so it can be swapped: ``pywebrtc-audio``
 (Apache-2.0, numpy only, 0.4 MB; chosen over ``livekit``'s

@@ -134,6 +134,19 @@ class Player:
         return f"<{type(self).__name__} {self.name!r} {self.rate} Hz block {self.block_frames}>"
 
 
+def _call_hook(hook: Callable[[], None] | None, what: str) -> bool:
+    """Call a reference hook on the audio thread; False (logged) when it raised: the
+    caller drops it, as a failing canceller must not silence the speaker."""
+    if hook is None:
+        return True
+    try:
+        hook()
+    except Exception:
+        log.exception("%s callback failed", what)
+        return False
+    return True
+
+
 class PyAudioPlayer(Player):
     """A PortAudio callback output stream. Opens at ``rate`` when the device takes it,
     else at the device's default rate (the 24 kHz input is resampled either way)."""
@@ -219,10 +232,12 @@ class PyAudioPlayer(Player):
     ) -> tuple[bytes, int]:
         if status & self._underflow_flag:
             self.output_underflows += 1
-            self._tell_reference("reference_underflow")
+            if not _call_hook(self.reference_underflow, "reference underflow"):
+                self.reference_underflow = None
         if self._restarting:
             self._restarting = False
-            self._tell_reference("reference_restarted")
+            if not _call_hook(self.reference_restarted, "reference restarted"):
+                self.reference_restarted = None
         try:
             dac_time = time_info.get("output_buffer_dac_time", 0.0)
             self._dac_times = self._dac_times and dac_time > 0
@@ -247,17 +262,6 @@ class PyAudioPlayer(Player):
             if self.callback_errors == 1:
                 log.exception("playback callback failed")
             return bytes(2 * self.channels * frame_count), self._paContinue
-
-    def _tell_reference(self, hook: str) -> None:
-        """Call the reference hook named ``hook`` (audio thread); a broken one is dropped:
-        a failing canceller must not silence the speaker."""
-        call = getattr(self, hook)
-        if call is not None:
-            try:
-                call()
-            except Exception:
-                setattr(self, hook, None)
-                log.exception("%s callback failed", hook)
 
     def write(self, item_id: str, pcm: bytes) -> None:
         self.engine.write(item_id, pcm)
