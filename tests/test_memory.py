@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from daemon import memory
+from daemon.polling import next_tick
 from hw.audio import watch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,6 +157,41 @@ async def test_watchdogs_poll_on_the_loop_without_a_thread_each() -> None:
     # every tick the watchdog had pending (due within its 10 ms interval) has run.
     await asyncio.sleep(0.05)
     assert len(calls) == 3  # reported once, then no more checks
+
+
+async def test_loop_watchdogs_poll_on_one_grid_so_their_polls_share_wake_ups() -> None:
+    # Idle, each poll wakes the daemon's loop. The mic's watchdog polls at 0.5 s and the
+    # speaker's at 1 s (0.05 and 0.1 here): due at multiples of their interval, the
+    # slower one's polls run in the same loop iteration as every other of the faster's.
+    loop = asyncio.get_running_loop()
+    seen: dict[str, list[float]] = {"half": [], "whole": []}
+
+    def check(name: str) -> Callable[[], None]:
+        return lambda: seen[name].append(loop.time())
+
+    watch.poll_on(loop)
+    try:
+        dogs = [watch.Watchdog(check("whole"), print, interval=0.1, name="whole")]
+        await asyncio.sleep(0.025)  # started apart, as a mic reopened later would be
+        dogs.append(watch.Watchdog(check("half"), print, interval=0.05, name="half"))
+    finally:
+        watch.poll_on(None)
+    while len(seen["half"]) < 7:
+        await asyncio.sleep(0.01)
+    for dog in dogs:
+        dog.stop()
+    both = [t for t in seen["whole"] if t > seen["half"][0] - 0.001]  # once both poll
+    assert len(both) >= 3, seen
+    for t in both:
+        assert min(abs(t - h) for h in seen["half"]) < 0.001, (t, seen)
+
+
+def test_the_next_poll_is_the_next_multiple_of_its_interval() -> None:
+    assert next_tick(10.2, 0.5) == 10.5
+    assert next_tick(10.5, 0.5) == 11.0  # strictly after: a tick never reruns at once
+    assert next_tick(10.2, 1.0) == 11.0 == next_tick(10.7, 0.5)
+    with pytest.raises(ValueError, match="positive"):
+        next_tick(1.0, 0.0)
 
 
 async def test_a_stopped_loop_watchdog_checks_no_more() -> None:

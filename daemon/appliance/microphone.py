@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..polling import next_tick
 from ..vocab import PCM_RATE
 from .audio_path import AudioPath
 from .core import ApplianceCore
@@ -109,8 +110,9 @@ class MicrophoneMixin(ApplianceCore):
         while not self._stop.is_set():
             # A failure wakes it at once: reopening starts after the backoff, not a poll.
             poll = MIC_POLL_S if self._mic_failed_at is None else MIC_REOPEN_POLL_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._mic_fault.wait(), poll)
+            now = asyncio.get_running_loop().time()
+            with contextlib.suppress(TimeoutError):  # on the watchdogs' grid: one wake-up
+                await asyncio.wait_for(self._mic_fault.wait(), next_tick(now, poll) - now)
             self._mic_fault.clear()
             now = self.parts.clock()
             if self.mic is not None and now - self._last_frame > MIC_STALL_S:

@@ -14,6 +14,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from daemon.polling import next_tick
+
 log = logging.getLogger(__name__)
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -65,7 +67,8 @@ class Watchdog:
 
     def _later(self) -> None:
         if self._loop is not None and not self._stop.is_set():
-            self._loop.call_later(self._interval, self._tick)
+            # On the shared grid: the mic's and the speaker's polls are one wake-up.
+            self._loop.call_at(next_tick(self._loop.time(), self._interval), self._tick)
 
     def _tick(self) -> None:
         if self._stop.is_set() or self._loop is None or self._loop.is_closed():
